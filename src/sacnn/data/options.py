@@ -1,0 +1,109 @@
+"""Ingest options: how to read a site's raw files and which preprocessing to apply."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LAYOUTS = ("auto", "reference", "netcdf")
+VAL_LAYOUTS = ("auto", "mean", "image_neuron_repeat", "repeat_image_neuron")
+NAN_POLICIES = ("refuse", "mask_neuron")
+IMAGE_NORMS = ("zscore", "none", "unit")
+RESPONSE_SCALES = ("none", "neuron_std")
+
+SIDECAR = "site.yaml"
+
+
+def _reject_unknown(cls: type, data: Mapping[str, Any], where: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(known)}"
+        )
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Everything ingest needs besides the files; documented in docs/data-format.md."""
+
+    layout: str = "auto"
+    """``reference`` (.npy files), ``netcdf`` (``<site>.nc``) or ``auto`` (whichever exists)."""
+    val_layout: str = "auto"
+    """Axis order of ``valRsp``: ``mean`` (N_val, neurons), ``image_neuron_repeat``,
+    ``repeat_image_neuron``; ``auto`` decides from the shape and refuses ambiguity."""
+    repeats: int | None = None
+    """Declared number of validation repeats; a file without them is then an error."""
+    nan_policy: str = "refuse"
+    """``refuse`` any NaN/inf in responses, or ``mask_neuron``: drop neurons that have them
+    (NaN trials in validation repeats are kept as missing repeats)."""
+    image_norm: str = "zscore"
+    """``zscore`` (training-set mean and std, applied to all images), ``none`` (as in the
+    released code), or ``unit`` (pixel / 255)."""
+    response_scale: str = "none"
+    """``none`` keeps dF/F (as in the released code); ``neuron_std`` divides each neuron by its
+    training-set standard deviation."""
+    holdout_fraction: float = 0.1
+    """Share of each training fraction held out for early stopping."""
+    seed: int = 0
+    """Base seed for the training-image permutation (fractions and hold-out)."""
+    image_size: int = 50
+    """Side of the canonical images; larger square stimuli are area-averaged down to it."""
+    response_units: str = "dF/F"
+    image_units: str = "grey level"
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("layout", LAYOUTS), ("val_layout", VAL_LAYOUTS), ("nan_policy", NAN_POLICIES),
+            ("image_norm", IMAGE_NORMS), ("response_scale", RESPONSE_SCALES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"ingest option '{name}': expected one of {allowed}, got {getattr(self, name)!r}"
+                )
+        if self.repeats is not None and int(self.repeats) < 1:
+            raise ValueError(f"ingest option 'repeats': expected >= 1, got {self.repeats}")
+        if not 0.0 <= float(self.holdout_fraction) < 1.0:
+            raise ValueError(
+                f"ingest option 'holdout_fraction': expected in [0, 1), got {self.holdout_fraction}"
+            )
+        if int(self.image_size) < 1:
+            raise ValueError(f"ingest option 'image_size': expected >= 1, got {self.image_size}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "ingest options") -> IngestOptions:
+        data = dict(data or {})
+        _reject_unknown(cls, data, where)
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_sidecar(site_dir: Path) -> dict[str, Any]:
+    """Options declared in ``<site_dir>/site.yaml`` (empty when there is none)."""
+    path = Path(site_dir) / SIDECAR
+    if not path.exists():
+        return {}
+    import yaml
+
+    with open(path, encoding="utf-8") as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of ingest options, got {type(data).__name__}")
+    _reject_unknown(IngestOptions, data, str(path))
+    return data
+
+
+def resolve_options(
+    site_dir: Path, options: IngestOptions | Mapping[str, Any] | None
+) -> IngestOptions:
+    """Explicit ``IngestOptions`` win; a mapping is laid over the site's ``site.yaml``."""
+    if isinstance(options, IngestOptions):
+        return options
+    merged = load_sidecar(site_dir)
+    merged.update(dict(options or {}))
+    return IngestOptions.from_dict(merged)

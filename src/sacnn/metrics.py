@@ -1,0 +1,551 @@
+"""Evaluation measures: correlation, peak tuning, population summaries, noise ceilings.
+
+Every measure is a plain function on array-likes (numpy arrays, lists, CPU tensors) that
+computes in float64 and is vectorised over leading dimensions: per-neuron inputs shaped
+``(neurons, images)`` give one value per neuron. A 1-D input gives a Python float.
+
+Conventions shared by all measures:
+
+* Invalid *inputs* (shape mismatch, empty arrays, NaN or infinite values where none are
+  allowed, bad parameters) raise ``ValueError``.
+* A measure that is *undefined for the data* (e.g. a correlation with a constant
+  prediction) returns NaN for that entry and emits one ``UndefinedMetricWarning``
+  (``UndefinedCorrelationWarning`` for correlations) that says how many entries were
+  undefined, so a NaN never appears silently.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "Summary",
+    "UndefinedCorrelationWarning",
+    "UndefinedMetricWarning",
+    "cc_max",
+    "explainable_variance",
+    "fev",
+    "feve",
+    "n_top",
+    "normalized_correlation",
+    "peak_tuning_joint",
+    "peak_tuning_separate",
+    "pearson",
+    "sem",
+    "signal_power",
+    "split_half_reliability",
+    "summarize",
+]
+
+FloatOrArray = float | NDArray[np.float64]
+
+
+class UndefinedMetricWarning(RuntimeWarning):
+    """A measure was undefined for some entries, which were returned as NaN."""
+
+
+class UndefinedCorrelationWarning(UndefinedMetricWarning):
+    """A correlation was undefined (an input constant along the axis) and set to NaN."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _as_float64(x: ArrayLike, name: str, allow_nan: bool = False) -> NDArray[np.float64]:
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if allow_nan:
+        if np.isinf(arr).any():
+            raise ValueError(f"{name} contains infinite values")
+    elif not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def _check_same_shape(a: NDArray, b: NDArray, names: tuple[str, str]) -> None:
+    # No broadcasting: a silently broadcast prediction is almost always a bug.
+    if a.shape != b.shape:
+        raise ValueError(f"{names[0]} shape {a.shape} != {names[1]} shape {b.shape}")
+
+
+def _out(x: NDArray[np.float64]) -> FloatOrArray:
+    return float(x) if x.ndim == 0 else x
+
+
+def _warn_undefined(
+    undefined: NDArray[np.bool_], what: str, why: str, category: type[Warning]
+) -> None:
+    n_bad = int(np.count_nonzero(undefined))
+    if n_bad:
+        warnings.warn(
+            f"{what} undefined for {n_bad} of {undefined.size} entries ({why}); "
+            "returned NaN for those entries",
+            category,
+            stacklevel=3,
+        )
+
+
+def _pearson_last_axis(
+    x: NDArray[np.float64], y: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Pearson r along the last axis without warnings; also returns the undefined mask."""
+    xm = x - x.mean(axis=-1, keepdims=True)
+    ym = y - y.mean(axis=-1, keepdims=True)
+    sxx = np.einsum("...i,...i->...", xm, xm)
+    syy = np.einsum("...i,...i->...", ym, ym)
+    sxy = np.einsum("...i,...i->...", xm, ym)
+    # Exact constancy is tested on the raw values: the mean of a constant float array
+    # need not equal the constant, so x - mean can be tiny noise rather than exactly zero.
+    constant = (np.ptp(x, axis=-1) == 0) | (np.ptp(y, axis=-1) == 0)
+    denom = np.sqrt(sxx) * np.sqrt(syy)
+    undefined = constant | ~(denom > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = sxy / denom
+    # np.corrcoef clips to [-1, 1] to absorb rounding; do the same to match it.
+    r = np.clip(r, -1.0, 1.0)
+    r = np.where(undefined, np.nan, r)
+    return r, undefined
+
+
+# ----------------------------------------------------------------------- correlation
+
+
+def pearson(pred: ArrayLike, real: ArrayLike, axis: int = -1) -> FloatOrArray:
+    """Pearson correlation coefficient between ``pred`` and ``real`` along ``axis``.
+
+    Computes ``r = sum(dp * dr) / sqrt(sum(dp**2) * sum(dr**2))`` with ``dp = pred -
+    mean(pred)`` and ``dr = real - mean(real)``, i.e. exactly the off-diagonal entry of
+    ``np.corrcoef(pred, real)`` (the normalisation of covariance and variances cancels, so
+    there is no ddof choice), clipped to [-1, 1] as ``np.corrcoef`` does. Computed in
+    float64 and vectorised: inputs shaped ``(neurons, images)`` give ``(neurons,)``.
+
+    Where either input is constant along ``axis`` the correlation is undefined: that entry
+    is NaN and one ``UndefinedCorrelationWarning`` reports how many entries were affected.
+
+    Raises:
+        ValueError: shapes differ, input empty, fewer than 2 samples along ``axis``, or
+            any NaN/infinite value.
+    """
+    p = _as_float64(pred, "pred")
+    r = _as_float64(real, "real")
+    _check_same_shape(p, r, ("pred", "real"))
+    p = np.moveaxis(p, axis, -1)
+    r = np.moveaxis(r, axis, -1)
+    if p.shape[-1] < 2:
+        raise ValueError(f"correlation needs at least 2 samples along axis, got {p.shape[-1]}")
+    out, undefined = _pearson_last_axis(p, r)
+    _warn_undefined(
+        undefined, "Pearson correlation", "an input is constant", UndefinedCorrelationWarning
+    )
+    return _out(out)
+
+
+# ----------------------------------------------------------------------- peak tuning
+
+
+def n_top(n_images: int, top_fraction: float = 0.01) -> int:
+    """Number of images ``k`` in the top ``top_fraction`` of ``n_images``.
+
+    ``k = max(1, floor(top_fraction * n_images + 0.5))``: the fraction rounded half-up,
+    and at least one image so that PT is defined for small image sets (for N < 50 the
+    1% default would otherwise round to zero images). For N = 1000 and the default 1%
+    this gives k = 10, as in the released code.
+
+    Raises:
+        ValueError: ``n_images < 1`` or ``top_fraction`` not in (0, 1].
+        TypeError: ``top_fraction`` is not a real number (or is a bool).
+    """
+    if isinstance(top_fraction, bool) or not isinstance(top_fraction, numbers.Real):
+        raise TypeError(f"top_fraction must be a real number, got {top_fraction!r}")
+    fraction = float(top_fraction)
+    if not 0.0 < fraction <= 1.0:  # also rejects NaN
+        raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction!r}")
+    if int(n_images) < 1:
+        raise ValueError(f"n_images must be >= 1, got {n_images}")
+    # The tolerance makes exact halves round up despite binary rounding of the product
+    # (0.009 * 1500 evaluates to 13.499999999999998, not 13.5).
+    k = math.floor(fraction * int(n_images) + 0.5 + 1e-9)
+    return min(max(1, k), int(n_images))
+
+
+def _peak_tuning_inputs(
+    pred: ArrayLike, real: ArrayLike, top_fraction: float, axis: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.intp], int]:
+    p = _as_float64(pred, "pred")
+    r = _as_float64(real, "real")
+    _check_same_shape(p, r, ("pred", "real"))
+    p = np.moveaxis(p, axis, -1)
+    r = np.moveaxis(r, axis, -1)
+    k = n_top(p.shape[-1], top_fraction)
+    # Stable sort on -real: descending by real response, ties broken by lower image index.
+    order = np.argsort(-r, axis=-1, kind="stable")[..., :k]
+    threshold = np.take_along_axis(r, order[..., k - 1 : k], axis=-1)
+    return p, r, threshold, order, k
+
+
+def peak_tuning_joint(
+    pred: ArrayLike, real: ArrayLike, top_fraction: float = 0.01, axis: int = -1
+) -> FloatOrArray:
+    """Joint peak-tuning index PT_J, as a fraction in [0, 1], along ``axis`` (images).
+
+    With ``k = n_top(N, top_fraction)`` (k = 10 for N = 1000 images):
+
+    1. rank the images by their REAL response, highest first, and take the top ``k``;
+    2. ``threshold`` = the k-th highest real response;
+    3. PT_J = (number of those k images whose PREDICTED response >= threshold) / k.
+
+    This is the released code's definition. It compares raw predicted magnitudes with a
+    real-response threshold, so it is NOT scale invariant: a prediction that correlates
+    perfectly but is scaled down (or offset) scores lower. The paper's tables report PT in
+    percent averaged over neurons; multiply this per-neuron fraction by 100 to match.
+
+    Ties: images with equal real responses are ranked by image index (lower index first,
+    a stable sort), so when ties straddle the k-th place the lower-indexed images are the
+    "top k". Ties in predictions cannot change the result (predictions are only compared
+    by value), and a prediction equal to the threshold counts as a hit (``>=``).
+
+    Raises:
+        ValueError: shapes differ, input empty, NaN/infinite values, or ``top_fraction``
+            outside (0, 1].
+    """
+    p, _, threshold, order, _ = _peak_tuning_inputs(pred, real, top_fraction, axis)
+    hits = np.take_along_axis(p, order, axis=-1) >= threshold
+    return _out(hits.mean(axis=-1))
+
+
+def peak_tuning_separate(
+    pred: ArrayLike, real: ArrayLike, top_fraction: float = 0.01, axis: int = -1
+) -> FloatOrArray:
+    """Separate peak-tuning index PT_S, as a fraction in [0, 1], along ``axis`` (images).
+
+    With ``k = n_top(N, top_fraction)`` and ``threshold`` = the k-th highest REAL response
+    (as in :func:`peak_tuning_joint`), PT_S = (number of the k highest PREDICTED values that
+    are >= threshold) / k. The predictions are ranked on their own, independently of which
+    images carry the real peaks; hence PT_S >= PT_J always.
+
+    Like PT_J this is the released code's definition: scale dependent (raw predicted values
+    are compared with a real-response threshold), a fraction per neuron, and reported in
+    percent in the paper's tables. Ties cannot change the result: the multiset of the k
+    largest predicted values is unique whatever order tied values are taken in, and the
+    threshold is a value, not an image.
+
+    Raises:
+        ValueError: shapes differ, input empty, NaN/infinite values, or ``top_fraction``
+            outside (0, 1].
+    """
+    p, _, threshold, _, k = _peak_tuning_inputs(pred, real, top_fraction, axis)
+    n = p.shape[-1]
+    top_pred = np.partition(p, n - k, axis=-1)[..., n - k :]
+    return _out((top_pred >= threshold).mean(axis=-1))
+
+
+# ------------------------------------------------------------------ population summary
+
+
+def sem(values: ArrayLike, axis: int = 0) -> FloatOrArray:
+    """Standard error of the mean along ``axis``: ``std(values, ddof=1) / sqrt(n)``.
+
+    Raises:
+        ValueError: input empty, fewer than 2 values along ``axis``, or NaN/infinite
+            values (use :func:`summarize` to skip and count undefined neurons).
+    """
+    v = _as_float64(values, "values")
+    n = v.shape[axis]
+    if n < 2:
+        raise ValueError(f"sem needs at least 2 values along axis, got {n}")
+    return _out(np.asarray(v.std(axis=axis, ddof=1) / np.sqrt(n)))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Population summary of a per-neuron measure.
+
+    ``mean`` and ``sem`` are over the ``n`` defined (non-NaN) values; ``n_undefined``
+    counts the NaN entries that were left out. ``mean`` is NaN when ``n == 0`` and ``sem``
+    is NaN when ``n < 2``.
+    """
+
+    mean: float
+    sem: float
+    n: int
+    n_undefined: int
+
+    def format(self, precision: int = 3, scale: float = 1.0) -> str:
+        """``"mean ± sem (n=…)"``, values multiplied by ``scale`` (100 for percent)."""
+        text = f"{self.mean * scale:.{precision}f} ± {self.sem * scale:.{precision}f} (n={self.n}"
+        if self.n_undefined:
+            text += f", {self.n_undefined} undefined"
+        return text + ")"
+
+
+def summarize(values: ArrayLike) -> Summary:
+    """Mean, SEM (ddof=1), count of defined values and count of NaN (undefined) values.
+
+    All entries of ``values`` (any shape) are pooled. NaN entries, e.g. neurons with an
+    undefined correlation, are excluded from mean and SEM but counted in ``n_undefined``
+    so a table can report them instead of printing NaN.
+
+    Raises:
+        ValueError: input empty or containing infinite values.
+    """
+    v = _as_float64(values, "values", allow_nan=True).ravel()
+    defined = v[~np.isnan(v)]
+    n = int(defined.size)
+    mean = float(defined.mean()) if n else math.nan
+    spread = float(defined.std(ddof=1) / math.sqrt(n)) if n >= 2 else math.nan
+    return Summary(mean=mean, sem=spread, n=n, n_undefined=int(v.size - n))
+
+
+# ------------------------------------------------------------------- noise ceilings
+
+
+def _repeat_stats(
+    responses: ArrayLike,
+) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]:
+    """Checks (..., images, repeats) responses; returns them, the valid mask, noise_var and
+    total_var (both ddof=1, NaN where undefined), ignoring NaN (missing) repeats."""
+    resp = _as_float64(responses, "responses", allow_nan=True)
+    if resp.ndim < 2:
+        raise ValueError(f"responses must be shaped (..., images, repeats), got {resp.shape}")
+    if resp.shape[-1] < 2:
+        raise ValueError(f"need at least 2 repeats, got {resp.shape[-1]}")
+    valid = ~np.isnan(resp)
+    filled = np.where(valid, resp, 0.0)
+
+    count_img = valid.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_img = filled.sum(axis=-1) / count_img
+        dev = np.where(valid, resp - mean_img[..., None], 0.0)
+        var_img = (dev**2).sum(axis=-1) / (count_img - 1)
+    # Images with fewer than 2 valid repeats carry no noise estimate and are skipped.
+    has_var = count_img >= 2
+    n_var = has_var.sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        noise_var = np.where(has_var, var_img, 0.0).sum(axis=-1) / n_var
+    noise_var = np.where(n_var > 0, noise_var, np.nan)
+
+    count = valid.sum(axis=(-2, -1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_all = filled.sum(axis=(-2, -1)) / count
+        dev_all = np.where(valid, resp - mean_all[..., None, None], 0.0)
+        total_var = (dev_all**2).sum(axis=(-2, -1)) / (count - 1)
+    total_var = np.where(count >= 2, total_var, np.nan)
+    return resp, valid, noise_var, total_var
+
+
+def explainable_variance(responses: ArrayLike) -> FloatOrArray:
+    """Fraction of explainable variance, FEV = (total_var - noise_var) / total_var.
+
+    ``responses`` is shaped ``(..., images, repeats)``, e.g. ``(neurons, images, repeats)``;
+    NaN marks a missing repeat. ``noise_var`` is the mean over images of the across-repeat
+    variance (ddof=1; images with fewer than 2 valid repeats are skipped) and ``total_var``
+    the variance (ddof=1) of all valid single trials pooled over images and repeats — the
+    definitions of sinzlab/neuralpredictors ``measures.np_functions``, without its ``eps``.
+
+    Entries are NaN (with an ``UndefinedMetricWarning``) where ``total_var`` is 0 or no
+    image has 2 valid repeats.
+
+    Raises:
+        ValueError: empty input, infinite values, fewer than 2 dimensions or fewer than 2
+            repeats.
+    """
+    _, _, noise_var, total_var = _repeat_stats(responses)
+    undefined = ~(total_var > 0) | np.isnan(noise_var)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (total_var - noise_var) / total_var
+    out = np.where(undefined, np.nan, out)
+    _warn_undefined(
+        undefined,
+        "explainable variance",
+        "zero variance or no repeated image",
+        UndefinedMetricWarning,
+    )
+    return _out(out)
+
+
+fev = explainable_variance
+"""Alias of :func:`explainable_variance` (FEV). Note: neuralpredictors' ``fev`` returns
+FEVE, which is :func:`feve` here."""
+
+
+def feve(pred: ArrayLike, responses: ArrayLike) -> FloatOrArray:
+    """Fraction of explainable variance explained, FEVE = 1 - (MSE - noise_var) / (total_var - noise_var).
+
+    ``pred`` is shaped ``(..., images)`` and ``responses`` ``(..., images, repeats)`` (NaN
+    marks a missing repeat). ``noise_var`` and ``total_var`` are as in
+    :func:`explainable_variance`; ``MSE`` is the mean squared error between the prediction
+    and every valid single trial, ``mean((responses - pred[..., None])**2)``. This is the
+    FEVE of sinzlab/neuralpredictors ``measures.np_functions.fev``. Because the MSE is to
+    single trials, even the trial-averaged response is not a perfect score; the true mean
+    response scores 1 in expectation.
+
+    Entries whose explainable variance ``total_var - noise_var`` is <= 0 (no stimulus-driven
+    signal detectable) are NaN, with an ``UndefinedMetricWarning``.
+
+    Raises:
+        ValueError: shapes disagree, empty input, NaN/infinite prediction, infinite
+            responses, or fewer than 2 repeats.
+    """
+    p = _as_float64(pred, "pred")
+    resp, valid, noise_var, total_var = _repeat_stats(responses)
+    if resp.shape[:-1] != p.shape:
+        raise ValueError(
+            f"pred shape {p.shape} != responses shape without repeats {resp.shape[:-1]}"
+        )
+    sq_err = np.where(valid, (resp - p[..., None]) ** 2, 0.0).sum(axis=(-2, -1))
+    mse = sq_err / valid.sum(axis=(-2, -1))
+    explainable = total_var - noise_var
+    undefined = ~(explainable > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 1.0 - (mse - noise_var) / explainable
+    out = np.where(undefined, np.nan, out)
+    _warn_undefined(
+        undefined,
+        "FEVE",
+        "no explainable variance (total_var <= noise_var)",
+        UndefinedMetricWarning,
+    )
+    return _out(out)
+
+
+def _complete_repeats(responses: ArrayLike) -> NDArray[np.float64]:
+    resp = _as_float64(responses, "responses")
+    if resp.ndim < 2:
+        raise ValueError(f"responses must be shaped (..., images, repeats), got {resp.shape}")
+    if resp.shape[-1] < 2:
+        raise ValueError(f"need at least 2 repeats, got {resp.shape[-1]}")
+    if resp.shape[-2] < 2:
+        raise ValueError(f"need at least 2 images, got {resp.shape[-2]}")
+    return resp
+
+
+def _signal_power_and_mean_var(
+    resp: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    n_rep = resp.shape[-1]
+    # Variances over images (axis -2), ddof=0; any consistent ddof cancels in cc_max/cc_norm.
+    var_of_sum = resp.sum(axis=-1).var(axis=-1)
+    sum_of_var = resp.var(axis=-2).sum(axis=-1)
+    sp = (var_of_sum - sum_of_var) / (n_rep * (n_rep - 1))
+    return sp, resp.mean(axis=-1).var(axis=-1)
+
+
+def signal_power(responses: ArrayLike) -> FloatOrArray:
+    """Signal power (Sahani & Linden 2003) of responses shaped ``(..., images, repeats)``.
+
+    ``SP = (Var(sum_n r_n) - sum_n Var(r_n)) / (N (N - 1))`` where ``r_n`` is the response
+    to all images on repeat ``n``, ``N`` the number of repeats and ``Var`` the variance over
+    images (ddof=0). Equivalently, SP is the mean covariance over images between two
+    different repeats, an unbiased estimate of the variance of the stimulus-driven signal.
+    It can be negative for noisy data. Repeats must be complete (no NaN).
+
+    Raises:
+        ValueError: empty input, NaN/infinite values, fewer than 2 images or repeats.
+    """
+    sp, _ = _signal_power_and_mean_var(_complete_repeats(responses))
+    return _out(sp)
+
+
+def _cc_max(resp: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    sp, var_mean = _signal_power_and_mean_var(resp)
+    undefined = ~(sp >= 0) | ~(var_mean > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ccm = np.sqrt(np.where(undefined, np.nan, sp / var_mean))
+    return ccm, undefined
+
+
+def cc_max(responses: ArrayLike) -> FloatOrArray:
+    """Maximum achievable correlation with the trial-averaged response (Schoppe et al. 2016).
+
+    ``cc_max = sqrt(SP / Var(mean_n r_n))`` with ``SP`` from :func:`signal_power` and the
+    variance over images of the trial-averaged response; equivalently
+    ``sqrt((N Var(r_mean) - mean_n Var(r_n)) / ((N - 1) Var(r_mean)))``. It is the
+    expected correlation between the noise-free signal and the N-trial average. Noiseless
+    repeats give 1. Repeats must be complete (no NaN).
+
+    Undefined (NaN, with an ``UndefinedMetricWarning``) where ``SP < 0`` or the averaged
+    response is constant.
+
+    Raises:
+        ValueError: empty input, NaN/infinite values, fewer than 2 images or repeats.
+    """
+    ccm, undefined = _cc_max(_complete_repeats(responses))
+    _warn_undefined(
+        undefined,
+        "cc_max",
+        "negative signal power or constant mean response",
+        UndefinedMetricWarning,
+    )
+    return _out(ccm)
+
+
+def normalized_correlation(pred: ArrayLike, responses: ArrayLike) -> FloatOrArray:
+    """Normalized correlation cc_norm = cc_abs / cc_max (Schoppe et al. 2016).
+
+    ``cc_abs`` is the Pearson r (:func:`pearson`) between ``pred`` ``(..., images)`` and the
+    trial-averaged response ``responses.mean(-1)``, and ``cc_max`` is :func:`cc_max`. This
+    equals ``Cov(pred, r_mean) / sqrt(Var(pred) * SP)``. Estimation noise can push it
+    slightly above 1. Repeats must be complete (no NaN).
+
+    Undefined (NaN, with an ``UndefinedCorrelationWarning``) where the prediction or the
+    averaged response is constant or ``SP <= 0``.
+
+    Raises:
+        ValueError: shapes disagree, empty input, NaN/infinite values, fewer than 2 images
+            or repeats.
+    """
+    p = _as_float64(pred, "pred")
+    resp = _complete_repeats(responses)
+    if resp.shape[:-1] != p.shape:
+        raise ValueError(
+            f"pred shape {p.shape} != responses shape without repeats {resp.shape[:-1]}"
+        )
+    cc_abs, undef_abs = _pearson_last_axis(p, resp.mean(axis=-1))
+    ccm, undef_max = _cc_max(resp)
+    undefined = undef_abs | undef_max | ~(ccm > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(undefined, np.nan, cc_abs / ccm)
+    _warn_undefined(
+        undefined,
+        "normalized correlation",
+        "constant input or signal power <= 0",
+        UndefinedCorrelationWarning,
+    )
+    return _out(out)
+
+
+def split_half_reliability(responses: ArrayLike, spearman_brown: bool = True) -> FloatOrArray:
+    """Split-half reliability of responses shaped ``(..., images, repeats)``.
+
+    The repeats are split deterministically into even (0, 2, ...) and odd (1, 3, ...)
+    indices; ``r`` is the Pearson correlation over images between the two half-averages.
+    With ``spearman_brown`` the Spearman-Brown correction ``2 r / (1 + r)`` estimates the
+    reliability of the full set of repeats. Repeats must be complete (no NaN).
+
+    Undefined (NaN, with an ``UndefinedCorrelationWarning``) where a half-average is
+    constant over images (or, with the correction, where ``r = -1``).
+
+    Raises:
+        ValueError: empty input, NaN/infinite values, fewer than 2 images or repeats.
+    """
+    resp = _complete_repeats(responses)
+    r, undefined = _pearson_last_axis(resp[..., 0::2].mean(axis=-1), resp[..., 1::2].mean(axis=-1))
+    if spearman_brown:
+        # r = -1 would give -inf; the corrected reliability is undefined there.
+        undefined = undefined | (r == -1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(undefined, np.nan, 2.0 * r / (1.0 + r))
+    _warn_undefined(
+        undefined,
+        "split-half reliability",
+        "a half-average is constant",
+        UndefinedCorrelationWarning,
+    )
+    return _out(r)

@@ -1,0 +1,48 @@
+"""Parameter counts of every architecture, to check the paper's parameter matching."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sacnn.models.network import Network
+from sacnn.models.specs import NAMED_ARCHITECTURES, ArchitectureSpec
+
+
+def count_parameters(net: Network, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (optionally only those with ``requires_grad``)."""
+    return sum(p.numel() for p in net.parameters() if p.requires_grad or not trainable_only)
+
+
+def released_code_extra(spec: ArchitectureSpec) -> int:
+    """Parameters the released code has on top of ours, all without effect on the output.
+
+    Conv biases before a batch norm, the attention key bias, and for gamma = False the
+    value and output projections that are built but never used.
+    """
+    c, d = spec.channels, spec.attention_dim
+    extra = 0
+    for layer in spec.layers:
+        if layer.kind in ("alpha", "beta"):
+            extra += c
+        else:
+            extra += d
+            if not layer.v_mapping:
+                extra += (c * d + d) + (d * c + c)
+    return extra
+
+
+def parameter_table(specs: dict[str, ArchitectureSpec] | None = None) -> pd.DataFrame:
+    """One row per architecture: channels, layers, readout and parameter counts."""
+    specs = NAMED_ARCHITECTURES if specs is None else specs
+    rows = []
+    for name, spec in specs.items():
+        n = count_parameters(Network(spec))
+        rows.append({
+            "architecture": name,
+            "channels": spec.channels,
+            "layers": " -> ".join(layer.token for layer in spec.layers),
+            "readout": spec.readout,
+            "parameters": n,
+            "parameters_released_code": n + released_code_extra(spec),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,226 @@
+"""Architectures as data: a frozen spec per model, parsed from config, buildable by name.
+
+A spec is a list of layer tokens plus a readout and a channel count. Every model the paper
+names (and the appendix variants) is an entry of ``NAMED_ARCHITECTURES``; a new architecture
+is a config entry, not new code.
+
+Layer tokens:
+  ``alpha``            5x5 conv, 2x2 max-pool, batch norm, sigmoid (alpha-CPB)
+  ``beta(k=K)``        KxK conv, batch norm, sigmoid (beta-CPB, no pooling)
+  ``sa(gamma=true)``   single-head self-attention over hypercolumns, V mapped (gamma = True)
+  ``sa(gamma=false)``  the same with V = the input (no value/output projection)
+Readouts: ``fcl`` (fully connected over all hypercolumns), ``ctl`` (centre hypercolumn only),
+``fcl_decomposed`` (centre part + surround part + 2->1 combination; used by Incr.FC1).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping
+
+READOUTS = ("fcl", "ctl", "fcl_decomposed")
+
+_TOKEN = re.compile(r"^\s*(?P<kind>alpha|beta|sa)\s*(?:\((?P<args>[^)]*)\))?\s*$")
+
+
+class SpecError(ValueError):
+    """An architecture spec that cannot be built; the message names the field."""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One processing block: ``kind`` is alpha, beta or sa."""
+
+    kind: str
+    kernel: int = 5
+    v_mapping: bool = True
+
+    @property
+    def token(self) -> str:
+        if self.kind == "alpha":
+            return "alpha"
+        if self.kind == "beta":
+            return f"beta(k={self.kernel})"
+        return f"sa(gamma={'true' if self.v_mapping else 'false'})"
+
+
+def parse_layer(token: str) -> LayerSpec:
+    """Parse one layer token such as ``beta(k=3)`` or ``sa(gamma=false)``."""
+    m = _TOKEN.match(str(token))
+    if not m:
+        raise SpecError(
+            f"layer {token!r}: expected 'alpha', 'beta(k=<odd int>)' or 'sa(gamma=true|false)'"
+        )
+    kind, args = m.group("kind"), m.group("args") or ""
+    kv: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in args.split(","))):
+        if "=" not in part:
+            raise SpecError(f"layer {token!r}: argument {part!r} is not of the form key=value")
+        k, v = (s.strip().lower() for s in part.split("=", 1))
+        kv[k] = v
+    if kind == "alpha":
+        if kv:
+            raise SpecError(f"layer {token!r}: alpha takes no arguments (5x5 conv, 2x2 pool)")
+        return LayerSpec("alpha", kernel=5)
+    if kind == "beta":
+        if set(kv) != {"k"} or not kv["k"].isdigit() or int(kv["k"]) % 2 == 0:
+            raise SpecError(f"layer {token!r}: beta needs one odd kernel size, e.g. beta(k=3)")
+        return LayerSpec("beta", kernel=int(kv["k"]))
+    if set(kv) - {"gamma"} or kv.get("gamma", "true") not in ("true", "false"):
+        raise SpecError(f"layer {token!r}: sa takes gamma=true or gamma=false")
+    return LayerSpec("sa", kernel=1, v_mapping=kv.get("gamma", "true") == "true")
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """A per-neuron network: layers, readout and widths. Frozen so it can key caches."""
+
+    name: str
+    channels: int
+    layers: tuple[LayerSpec, ...]
+    readout: str
+    attention_dim: int = 5
+    dropout: float = 0.3
+    input_size: int = 50
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        where = f"architecture {self.name!r}"
+        if self.readout not in READOUTS:
+            raise SpecError(f"{where}: readout {self.readout!r}, expected one of {READOUTS}")
+        if not isinstance(self.channels, int) or self.channels < 1:
+            raise SpecError(f"{where}: channels must be a positive integer, got {self.channels!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise SpecError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}")
+        if self.attention_dim < 1:
+            raise SpecError(f"{where}: attention_dim must be >= 1, got {self.attention_dim!r}")
+        if not self.layers:
+            raise SpecError(f"{where}: layers is empty")
+        size = self.input_size
+        for layer in self.layers:
+            if layer.kind in ("alpha", "beta"):
+                size -= layer.kernel - 1
+                if layer.kind == "alpha":
+                    size //= 2
+            if size < 1:
+                raise SpecError(f"{where}: the layers shrink a {self.input_size}px input to nothing")
+        if self.readout != "fcl" and size % 2 == 0:
+            raise SpecError(f"{where}: a {self.readout} readout needs an odd final map, got {size}")
+
+    @property
+    def output_size(self) -> int:
+        """Side of the final feature map (valid convolutions, 2x2 pools)."""
+        size = self.input_size
+        for layer in self.layers:
+            if layer.kind in ("alpha", "beta"):
+                size -= layer.kernel - 1
+                if layer.kind == "alpha":
+                    size //= 2
+        return size
+
+    @property
+    def has_attention(self) -> bool:
+        return any(layer.kind == "sa" for layer in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "channels": self.channels,
+            "layers": [layer.token for layer in self.layers],
+            "readout": self.readout,
+            "attention_dim": self.attention_dim,
+            "dropout": self.dropout,
+            "input_size": self.input_size,
+        }
+
+
+_SPEC_KEYS = {"channels", "layers", "readout", "attention_dim", "dropout", "input_size",
+              "description", "base"}
+
+
+def spec_from_dict(name: str, data: Mapping[str, Any],
+                   known: Mapping[str, ArchitectureSpec] | None = None) -> ArchitectureSpec:
+    """Build a spec from a config mapping; ``base: <name>`` starts from a named spec.
+
+    Unknown keys are refused so that a typo in config fails at once.
+    """
+    unknown = set(data) - _SPEC_KEYS
+    if unknown:
+        raise SpecError(f"architecture {name!r}: unknown keys {sorted(unknown)}; "
+                        f"allowed: {sorted(_SPEC_KEYS)}")
+    known = NAMED_ARCHITECTURES if known is None else known
+    if "base" in data:
+        if data["base"] not in known:
+            raise SpecError(f"architecture {name!r}: base {data['base']!r} is not a known "
+                            f"architecture ({sorted(known)})")
+        base = known[data["base"]]
+        changes: dict[str, Any] = {k: v for k, v in data.items() if k not in ("base", "layers")}
+        if "layers" in data:
+            changes["layers"] = tuple(parse_layer(t) for t in data["layers"])
+        return replace(base, name=name, **changes)
+    missing = {"channels", "layers", "readout"} - set(data)
+    if missing:
+        raise SpecError(f"architecture {name!r}: missing keys {sorted(missing)}")
+    return ArchitectureSpec(
+        name=name,
+        channels=int(data["channels"]),
+        layers=tuple(parse_layer(t) for t in data["layers"]),
+        readout=str(data["readout"]),
+        attention_dim=int(data.get("attention_dim", 5)),
+        dropout=float(data.get("dropout", 0.3)),
+        input_size=int(data.get("input_size", 50)),
+        description=str(data.get("description", "")),
+    )
+
+
+def _spec(name: str, channels: int, layers: list[str], readout: str, description: str
+          ) -> ArchitectureSpec:
+    return ArchitectureSpec(name=name, channels=channels,
+                            layers=tuple(parse_layer(t) for t in layers),
+                            readout=readout, description=description)
+
+
+_A, _B3, _B1 = "alpha", "beta(k=3)", "beta(k=1)"
+_SA_V, _SA_ID = "sa(gamma=true)", "sa(gamma=false)"
+
+#: Every architecture the paper names, by the paper's label (Fig. 2, Fig. 3, appendix).
+NAMED_ARCHITECTURES: dict[str, ArchitectureSpec] = {
+    s.name: s
+    for s in [
+        _spec("ff-CNN", 32, [_A, _A, _B3, _B3], "fcl", "Fig. 2a: baseline feedforward CNN"),
+        _spec("ff+sa-CNN", 30, [_A, _A, _SA_V, _B3, _B3], "fcl",
+              "Fig. 2b: ff-CNN with self-attention after the alpha blocks"),
+        _spec("rf-CNN", 32, [_A, _A, _B1, _B1], "ctl",
+              "Fig. 2c: receptive-field CNN (1x1 beta, centre readout)"),
+        _spec("rf+sa-CNN", 30, [_A, _A, _SA_ID, _B1, _B1], "ctl",
+              "Fig. 2d: rf-CNN with self-attention, V not mapped (gamma = False)"),
+        _spec("rf-CNN (c=30)", 30, [_A, _A, _B1, _B1], "ctl",
+              "Fig. 3a: stage 1 of the incremental chain (c=30 so its alpha blocks fit rf+sa-CNN*)"),
+        _spec("rf+sa-CNN*", 30, [_A, _A, _SA_V, _B1, _B1], "ctl",
+              "Fig. 3b: rf+sa-CNN with gamma = True"),
+        _spec("ff+sa-CNN*", 30, [_A, _A, _SA_V, _B1, _B1], "fcl",
+              "Fig. 3c-d: ff+sa-CNN with 1x1 beta blocks"),
+        _spec("ff+sa-CNN* (FC1)", 30, [_A, _A, _SA_V, _B1, _B1], "fcl_decomposed",
+              "Fig. 3c: ff+sa-CNN* whose FCL is split into centre, surround and combination"),
+        _spec("rf+sa-CNN (c=375)", 375, [_A, _A, _SA_ID, _B1, _B1], "ctl",
+              "A.2: rf+sa-CNN with a 375->1 centre readout"),
+        _spec("ff+sa-CNN (no beta)", 30, [_A, _A, _SA_V], "fcl",
+              "A.3: self-attention without post-SA beta blocks, FCL readout"),
+        _spec("rf+sa-CNN (no beta)", 30, [_A, _A, _SA_ID], "ctl",
+              "A.3: self-attention without post-SA beta blocks, CTL readout"),
+        _spec("alpha-alpha-SA-beta3-beta3-CTL", 30, [_A, _A, _SA_V, _B3, _B3], "ctl",
+              "A.3: 3x3 beta blocks convolve the surround into a centre readout"),
+    ]
+}
+
+
+def get_architecture(name: str,
+                     extra: Mapping[str, Mapping[str, Any]] | None = None) -> ArchitectureSpec:
+    """Look up an architecture by name, in config-defined ``extra`` specs first."""
+    if extra and name in extra:
+        return spec_from_dict(name, extra[name])
+    if name not in NAMED_ARCHITECTURES:
+        raise SpecError(f"unknown architecture {name!r}; known: {sorted(NAMED_ARCHITECTURES)}"
+                        + (f" and {sorted(extra)}" if extra else ""))
+    return NAMED_ARCHITECTURES[name]
