@@ -287,8 +287,9 @@ def test_sem_value_errors(values, match):
 def test_summarize_counts_undefined():
     values = np.array([0.5, np.nan, 0.7, 0.3, np.nan])
     s = summarize(values)
-    assert s == Summary(mean=pytest.approx(0.5), sem=pytest.approx(0.2 / np.sqrt(3)), n=3,
-                        n_undefined=2)
+    assert s == Summary(
+        mean=pytest.approx(0.5), sem=pytest.approx(0.2 / np.sqrt(3)), n=3, n_undefined=2
+    )
     assert s.format(precision=1, scale=100) == "50.0 ± 11.5 (n=3, 2 undefined)"
     assert summarize([1.0, 3.0]).format() == "2.000 ± 1.000 (n=2)"
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -374,6 +375,10 @@ def test_feve_undefined_without_explainable_variance(rng):
     assert np.isnan(out[1])
     with pytest.warns(UndefinedMetricWarning, match="1 of 2"):
         assert np.isnan(explainable_variance(trials)[1])
+    trials[1] = np.nan  # a neuron with no valid trial at all
+    with pytest.warns(UndefinedMetricWarning, match="1 of 2"):
+        out = feve(np.zeros((2, 50)), trials)
+    assert np.isnan(out[1]) and np.isfinite(out[0])
 
 
 def test_signal_power_is_mean_cross_repeat_covariance(rng):
@@ -416,7 +421,10 @@ def _cc_norm_reference(pred, resp):
     mean = [sum(resp[i]) / n for i in range(n_img)]
     cov = np.cov(pred, mean, ddof=0)
     sp = np.mean(
-        [np.cov(resp[:, a], resp[:, b], ddof=0)[0, 1] for a, b in itertools.permutations(range(n), 2)]
+        [
+            np.cov(resp[:, a], resp[:, b], ddof=0)[0, 1]
+            for a, b in itertools.permutations(range(n), 2)
+        ]
     )
     return cov[0, 1] / np.sqrt(cov[0, 0] * sp)
 

@@ -88,7 +88,7 @@ def test_centre_readout_sees_only_the_centre_hypercolumn():
 def test_decomposed_readout_starts_equal_to_its_centre_part():
     net = build_network(get_architecture("ff+sa-CNN* (FC1)"), seed=0).eval()
     feats = torch.rand(5, 30, 9, 9)
-    centre, surround = net.readout.parts(feats)
+    centre, _surround = net.readout.parts(feats)
     torch.testing.assert_close(net.readout(feats), centre)
     # The centre part is exactly a CTL on hypercolumn (4, 4).
     torch.testing.assert_close(centre, net.readout.centre(feats[:, :, 4, 4]).squeeze(-1))

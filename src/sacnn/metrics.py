@@ -376,15 +376,17 @@ FEVE, which is :func:`feve` here."""
 
 
 def feve(pred: ArrayLike, responses: ArrayLike) -> FloatOrArray:
-    """Fraction of explainable variance explained, FEVE = 1 - (MSE - noise_var) / (total_var - noise_var).
+    """Fraction of explainable variance explained (FEVE).
+
+    ``FEVE = 1 - (MSE - noise_var) / (total_var - noise_var)``.
 
     ``pred`` is shaped ``(..., images)`` and ``responses`` ``(..., images, repeats)`` (NaN
     marks a missing repeat). ``noise_var`` and ``total_var`` are as in
     :func:`explainable_variance`; ``MSE`` is the mean squared error between the prediction
     and every valid single trial, ``mean((responses - pred[..., None])**2)``. This is the
     FEVE of sinzlab/neuralpredictors ``measures.np_functions.fev``. Because the MSE is to
-    single trials, even the trial-averaged response is not a perfect score; the true mean
-    response scores 1 in expectation.
+    single trials, the true mean response scores 1 in expectation, while the sample
+    trial average of the same trials scores above 1 (its MSE is noise_var * (N - 1) / N).
 
     Entries whose explainable variance ``total_var - noise_var`` is <= 0 (no stimulus-driven
     signal detectable) are NaN, with an ``UndefinedMetricWarning``.
@@ -400,10 +402,10 @@ def feve(pred: ArrayLike, responses: ArrayLike) -> FloatOrArray:
             f"pred shape {p.shape} != responses shape without repeats {resp.shape[:-1]}"
         )
     sq_err = np.where(valid, (resp - p[..., None]) ** 2, 0.0).sum(axis=(-2, -1))
-    mse = sq_err / valid.sum(axis=(-2, -1))
     explainable = total_var - noise_var
     undefined = ~(explainable > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
+        mse = sq_err / valid.sum(axis=(-2, -1))
         out = 1.0 - (mse - noise_var) / explainable
     out = np.where(undefined, np.nan, out)
     _warn_undefined(

@@ -93,7 +93,8 @@ def load_sidecar(site_dir: Path) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of ingest options, got {type(data).__name__}")
+        kind = type(data).__name__
+        raise ValueError(f"{path}: expected a mapping of ingest options, got {kind}")  # noqa: TRY004
     _reject_unknown(IngestOptions, data, str(path))
     return data
 

@@ -247,7 +247,7 @@ def read_netcdf(site_dir: Path, site: str, opts: IngestOptions) -> RawSite:
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             ds = ds.load()
-    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file
+    except Exception as exc:
         raise DataValidationError(path, "dataset", "a readable NetCDF4 file", str(exc)) from exc
     for name, dims in _NC_DIMS.items():
         if name not in ds:

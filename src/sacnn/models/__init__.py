@@ -23,8 +23,23 @@ from sacnn.models.specs import (
 )
 
 __all__ = [
-    "GROUPS", "AttentionBlock", "CentreReadout", "ConvBlock", "DecomposedReadout",
-    "FullReadout", "Network", "SelfAttention", "build_network", "count_parameters",
-    "parameter_table", "released_code_extra", "NAMED_ARCHITECTURES", "ArchitectureSpec",
-    "LayerSpec", "SpecError", "get_architecture", "parse_layer", "spec_from_dict",
+    "GROUPS",
+    "NAMED_ARCHITECTURES",
+    "ArchitectureSpec",
+    "AttentionBlock",
+    "CentreReadout",
+    "ConvBlock",
+    "DecomposedReadout",
+    "FullReadout",
+    "LayerSpec",
+    "Network",
+    "SelfAttention",
+    "SpecError",
+    "build_network",
+    "count_parameters",
+    "get_architecture",
+    "parameter_table",
+    "parse_layer",
+    "released_code_extra",
+    "spec_from_dict",
 ]

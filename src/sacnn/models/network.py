@@ -12,7 +12,7 @@ strategy (per-model loop or vmap over stacked parameters).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,7 @@ class SelfAttention(nn.Module):
 
     def attend(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Return (output, attention) with attention of shape (B, HW queries, HW keys)."""
-        b, c, h, w = x.shape
+        b, _, h, w = x.shape
         q = self.query(x).reshape(b, -1, h * w)
         k = self.key(x).reshape(b, -1, h * w)
         attention = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)
@@ -261,7 +261,7 @@ class Network(nn.Module):
         self.frozen_mode = mode
         self.train(self.training)
 
-    def train(self, mode: bool = True) -> "Network":
+    def train(self, mode: bool = True) -> Network:
         super().train(mode)
         if self.frozen_mode == "eval":
             for name in self.frozen:

@@ -16,8 +16,9 @@ Readouts: ``fcl`` (fully connected over all hypercolumns), ``ctl`` (centre hyper
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 READOUTS = ("fcl", "ctl", "fcl_decomposed")
 

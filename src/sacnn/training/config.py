@@ -1,0 +1,118 @@
+"""Training settings and training stages (which weights a stage inherits and freezes)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+class TrainingConfigError(ValueError):
+    """A training or stage setting that cannot be used; the message names the field."""
+
+
+STRATEGIES = ("auto", "per_model", "stacked", "reference")
+SELECTIONS = ("holdout", "validation")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How one chunk of per-neuron models is fitted (paper: Adam, lr 1e-3, batch 50, 50 epochs).
+
+    ``selection`` picks each neuron's best epoch by correlation on a held-out part of the
+    training set (default) or on the validation set, as the released code does (optimistic:
+    the same images are then used for reporting). ``strategy`` chooses the execution:
+    ``per_model`` (one model at a time per worker process; the fast path on a CPU),
+    ``stacked`` (all models of the chunk at once with torch.func.vmap; the fast path on a
+    GPU), ``reference`` (a plain in-process loop, kept for tests), ``auto`` (stacked on
+    CUDA, per_model otherwise).
+    """
+
+    epochs: int = 50
+    batch_size: int = 50
+    learning_rate: float = 1e-3
+    selection: str = "holdout"
+    seed: int = 0
+    frozen_mode: str = "eval"
+    strategy: str = "auto"
+    workers: int = 0
+    dtype: str = "float32"
+    device: str = "auto"
+    eval_batch_size: int = 500
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs", "an integer >= 1"),
+            (self.batch_size >= 2, "batch_size", "an integer >= 2 (batch norm needs 2 images)"),
+            (self.learning_rate > 0, "learning_rate", "a positive number"),
+            (self.selection in SELECTIONS, "selection", f"one of {SELECTIONS}"),
+            (self.frozen_mode in ("eval", "train"), "frozen_mode", "'eval' or 'train'"),
+            (self.strategy in STRATEGIES, "strategy", f"one of {STRATEGIES}"),
+            (self.workers >= 0, "workers", "an integer >= 0 (0: one per available core)"),
+            (self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'"),
+            (self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1"),
+            (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
+             "'auto', 'cpu' or 'cuda[:N]'"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise TrainingConfigError(
+                    f"training.{name}: got {getattr(self, name)!r}, expected {expected}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TrainConfig:
+        """Build from a config mapping; unknown keys are refused (typos fail at once)."""
+        data = dict(data or {})
+        allowed = {f.name for f in fields(cls)}
+        unknown = set(data) - allowed
+        if unknown:
+            raise TrainingConfigError(
+                f"training: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One trained model of the experiment: an architecture plus what it inherits.
+
+    ``init_from`` names the earlier stage whose per-neuron weights initialise this one;
+    ``load`` maps module prefixes of that stage to prefixes of this one (``alpha -> alpha``,
+    ``readout.linear -> readout.centre``); ``freeze`` lists modules whose parameters stay
+    fixed. A stage without ``init_from`` is trained from scratch (Simul.).
+    """
+
+    model: str
+    architecture: str
+    label: str = ""
+    init_from: str | None = None
+    load: tuple[tuple[str, str], ...] = ()
+    freeze: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.load and not self.init_from:
+            raise TrainingConfigError(f"model {self.model!r}: 'load' needs 'init_from'")
+        if self.init_from == self.model:
+            raise TrainingConfigError(f"model {self.model!r}: cannot initialise from itself")
+
+    @classmethod
+    def from_dict(cls, model: str, data: Mapping[str, Any]) -> StageSpec:
+        """Parse ``{architecture, label, init_from, load: {src: dst} | [src], freeze: [...]}``."""
+        allowed = {"architecture", "label", "init_from", "load", "freeze"}
+        unknown = set(data) - allowed
+        if unknown:
+            raise TrainingConfigError(
+                f"model {model!r}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        if "architecture" not in data:
+            raise TrainingConfigError(f"model {model!r}: missing key 'architecture'")
+        load = data.get("load") or {}
+        if isinstance(load, Mapping):
+            pairs = tuple((str(k), str(v)) for k, v in load.items())
+        else:
+            pairs = tuple((str(k), str(k)) for k in load)
+        return cls(model=model, architecture=str(data["architecture"]),
+                   label=str(data.get("label", "")), init_from=data.get("init_from"),
+                   load=pairs, freeze=tuple(str(f) for f in data.get("freeze") or ()))

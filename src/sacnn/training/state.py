@@ -1,0 +1,154 @@
+"""Per-neuron training state, its stacking across a chunk, and safe checkpoint files.
+
+Between epochs the trainer keeps one :class:`NeuronState` per neuron, whatever strategy
+runs the epochs; that makes checkpoints independent of the strategy and lets a run resume
+with another one. Checkpoints hold tensors and plain Python values only and are read with
+``torch.load(weights_only=True)``: they are untrusted input and are never unpickled.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint or weights file that cannot be used; the message names the file."""
+
+
+@dataclass
+class NeuronState:
+    """Everything that changes while one neuron's model trains."""
+
+    model: dict[str, Tensor]
+    adam: dict[str, dict[str, Tensor]]
+    step: int
+
+
+def model_state(net: nn.Module) -> dict[str, Tensor]:
+    """A detached copy of parameters and buffers, contiguous (independent of memory format)."""
+    return {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+
+
+def trainable_names(net: nn.Module) -> list[str]:
+    """Names of parameters the optimiser updates, in a fixed order."""
+    return [n for n, p in net.named_parameters() if p.requires_grad]
+
+
+def make_adam(params: Mapping[str, Tensor], lr: float, adam_state: Mapping[str, Any],
+              step: int) -> torch.optim.Adam:
+    """An Adam optimiser over ``params`` restored to ``adam_state`` after ``step`` steps.
+
+    Adam is elementwise, so one optimiser over stacked parameters equals one per neuron.
+    """
+    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    if step > 0:
+        scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 \
+            else torch.float32
+        for name, p in params.items():
+            s = adam_state[name]
+            opt.state[p] = {
+                "step": torch.tensor(float(step), dtype=scalar_dtype),
+                "exp_avg": s["exp_avg"].to(device=p.device, dtype=p.dtype).clone()
+                .contiguous(memory_format=_format_of(p)),
+                "exp_avg_sq": s["exp_avg_sq"].to(device=p.device, dtype=p.dtype).clone()
+                .contiguous(memory_format=_format_of(p)),
+            }
+    return opt
+
+
+def _format_of(t: Tensor) -> torch.memory_format:
+    if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) \
+            and not t.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+def adam_state_of(opt: torch.optim.Adam, params: Mapping[str, Tensor]) -> dict[str, dict]:
+    """Adam moments keyed by parameter name (detached, contiguous copies)."""
+    out: dict[str, dict[str, Tensor]] = {}
+    for name, p in params.items():
+        s = opt.state.get(p)
+        if not s:
+            out[name] = {"exp_avg": torch.zeros_like(p).contiguous(),
+                         "exp_avg_sq": torch.zeros_like(p).contiguous()}
+        else:
+            out[name] = {"exp_avg": s["exp_avg"].detach().clone().contiguous(),
+                         "exp_avg_sq": s["exp_avg_sq"].detach().clone().contiguous()}
+    return out
+
+
+def stack_states(states: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+    """Stack per-neuron tensors under the same names into (N, ...) tensors."""
+    return {k: torch.stack([s[k] for s in states]) for k in states[0]}
+
+
+def unstack_states(stacked: Mapping[str, Tensor]) -> list[dict[str, Tensor]]:
+    """Split (N, ...) tensors back into N per-neuron dicts."""
+    n = next(iter(stacked.values())).shape[0]
+    return [{k: v[i].clone() for k, v in stacked.items()} for i in range(n)]
+
+
+def stack_neuron_states(states: Sequence[NeuronState]) -> dict[str, Any]:
+    """Checkpoint form of a chunk's states: stacked model tensors and Adam moments."""
+    names = list(states[0].adam)
+    return {
+        "model": stack_states([s.model for s in states]),
+        "exp_avg": stack_states([{n: s.adam[n]["exp_avg"] for n in names} for s in states])
+        if names else {},
+        "exp_avg_sq": stack_states([{n: s.adam[n]["exp_avg_sq"] for n in names}
+                                    for s in states]) if names else {},
+        "step": int(states[0].step),
+    }
+
+
+def unstack_neuron_states(data: Mapping[str, Any]) -> list[NeuronState]:
+    """Inverse of :func:`stack_neuron_states`."""
+    models = unstack_states(data["model"])
+    avg = unstack_states(data["exp_avg"]) if data["exp_avg"] else [{} for _ in models]
+    sq = unstack_states(data["exp_avg_sq"]) if data["exp_avg_sq"] else [{} for _ in models]
+    return [NeuronState(model=m, adam={n: {"exp_avg": a[n], "exp_avg_sq": s[n]} for n in a},
+                        step=int(data["step"]))
+            for m, a, s in zip(models, avg, sq)]
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """Write with torch.save to a temporary file in the same folder, then rename.
+
+    A run killed mid-write leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def safe_torch_load(path: str | Path, expected_format: str) -> dict[str, Any]:
+    """Load a checkpoint or weights file without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: file not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable {expected_format} file "
+                              f"(torch.load with weights_only=True failed: {err})") from err
+    if not isinstance(data, dict) or data.get("format") != expected_format:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise CheckpointError(f"{path}: field 'format' is {found!r}, expected {expected_format!r}")
+    return data

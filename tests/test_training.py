@@ -1,0 +1,425 @@
+"""Trainer: exact per-neuron independence, seeding, freezing, selection, resume, outputs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from sacnn.models import build_network, spec_from_dict
+from sacnn.training import (
+    CheckpointError,
+    StageSpec,
+    TrainConfig,
+    TrainingConfigError,
+    initial_state,
+    load_weights,
+    predictions_dataset,
+    save_weights,
+    train_chunk,
+    write_netcdf,
+)
+from sacnn.training.runners import DTYPES, ModelSetup, StackedRunner, train_one_epoch
+
+TINY = {
+    "ff": spec_from_dict("tiny ff+sa", {"base": "ff+sa-CNN", "channels": 4, "attention_dim": 2}),
+    "rf": spec_from_dict("tiny rf", {"base": "rf-CNN (c=30)", "channels": 4}),
+    "rfsa": spec_from_dict("tiny rf+sa*", {"base": "rf+sa-CNN*", "channels": 4,
+                                           "attention_dim": 2}),
+    "ffsa": spec_from_dict("tiny ff+sa*", {"base": "ff+sa-CNN*", "channels": 4,
+                                           "attention_dim": 2}),
+    "fc1": spec_from_dict("tiny ff+sa* FC1", {"base": "ff+sa-CNN* (FC1)", "channels": 4,
+                                              "attention_dim": 2}),
+}
+
+
+@dataclass(frozen=True)
+class Arrays:
+    fit_images: np.ndarray
+    fit_responses: np.ndarray
+    holdout_images: np.ndarray
+    holdout_responses: np.ndarray
+    val_images: np.ndarray
+    val_responses: np.ndarray
+    neuron_ids: np.ndarray
+
+    def subset(self, rows: list[int]) -> Arrays:
+        return Arrays(self.fit_images, self.fit_responses[rows], self.holdout_images,
+                      self.holdout_responses[rows], self.val_images, self.val_responses[rows],
+                      self.neuron_ids[rows])
+
+
+def make_arrays(n_neurons: int = 3, n_fit: int = 36, n_hold: int = 12, n_val: int = 16,
+                seed: int = 0) -> Arrays:
+    """Responses of random linear-nonlinear 'neurons' to random images."""
+    rng = np.random.default_rng(seed)
+    n = n_fit + n_hold + n_val
+    x = rng.random((n, 50, 50), dtype=np.float32)
+    w = rng.standard_normal((n_neurons, 2500)).astype(np.float32)
+    y = np.maximum(x.reshape(n, -1) @ w.T, 0).T.astype(np.float32) / 50
+    return Arrays(x[:n_fit], y[:, :n_fit], x[n_fit:n_fit + n_hold], y[:, n_fit:n_fit + n_hold],
+                  x[n_fit + n_hold:], y[:, n_fit + n_hold:],
+                  np.array([11, 12, 13, 14, 15][:n_neurons]))
+
+
+def cfg(**kw) -> TrainConfig:
+    base = {"epochs": 2, "batch_size": 12, "strategy": "per_model", "workers": 1,
+            "eval_batch_size": 50}
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def same_states(a, b) -> bool:
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- exact independence -------------------------------------------------------------------
+
+@pytest.mark.parametrize("chunk", [[0], [0, 1, 2]])
+def test_stacked_outputs_gradients_and_first_step_match_the_reference_loop(chunk):
+    """float64: vmap over stacked models == one nn.Module per neuron, to 1e-9."""
+    spec = TINY["ff"]
+    c = cfg(dtype="float64", strategy="reference")
+    stage = StageSpec("m", spec.name)
+    states = [initial_state(spec, stage, c, "s", n, None) for n in chunk]
+    setup = ModelSetup(spec, (), "eval", 1e-3, 8, 50, "float64", False)
+    data = make_arrays()
+    x = torch.from_numpy(data.fit_images[:8]).double().unsqueeze(1)
+    y = torch.from_numpy(data.fit_responses[chunk, :8]).double()
+
+    runner = StackedRunner(setup, x, y, {}, torch.device("cpu"))
+    params, rest, _ = runner.split(states)
+    gens = [torch.Generator().manual_seed(100 + n) for n in chunk]
+    masks = runner.masks(gens, 8)
+    losses = runner.stacked_loss(params, rest, x, y, masks)
+    losses.sum().backward()
+    opt = torch.optim.Adam(list(params.values()), lr=1e-3)
+    opt.step()
+
+    for i, n in enumerate(chunk):
+        net = build_network(spec).double()
+        net.load_state_dict(states[i].model)
+        net.train()
+        ref_masks = net.draw_masks(8, torch.Generator().manual_seed(100 + n), torch.float64)
+        for m_ref, m_stacked in zip(ref_masks, masks):
+            assert torch.equal(m_ref, m_stacked[i])
+        out = net(x, ref_masks)
+        loss = torch.mean((out - y[i]) ** 2)
+        assert abs(loss.item() - losses[i].item()) < 1e-9
+        loss.backward()
+        ref_opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for name, p in net.named_parameters():
+            np.testing.assert_allclose(p.grad.numpy(), params[name].grad[i].numpy(), atol=1e-9,
+                                       rtol=0)
+        ref_opt.step()
+        for name, p in net.named_parameters():
+            np.testing.assert_allclose(p.detach().numpy(), params[name][i].detach().numpy(),
+                                       atol=1e-9, rtol=0)
+        for name, b in net.named_buffers():  # batch-norm running statistics
+            np.testing.assert_allclose(b.numpy(), rest[name][i].numpy(), atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("strategy", ["per_model", "stacked"])
+def test_every_strategy_matches_the_reference_after_two_epochs(strategy):
+    spec, data = TINY["ff"], make_arrays()
+    stage = StageSpec("m", spec.name)
+    ref = train_chunk(spec, stage, data, cfg(dtype="float64", strategy="reference"), site="s")
+    got = train_chunk(spec, stage, data, cfg(dtype="float64", strategy=strategy), site="s")
+    np.testing.assert_allclose(got.val_predictions, ref.val_predictions, atol=1e-9, rtol=0)
+    np.testing.assert_array_equal(got.best_epoch, ref.best_epoch)
+    for a, b in zip(got.best_states, ref.best_states):
+        for k in a:
+            np.testing.assert_allclose(a[k].double().numpy(), b[k].double().numpy(), atol=1e-9)
+
+
+def test_a_neurons_result_does_not_depend_on_its_chunk_bitwise():
+    spec, data = TINY["ff"], make_arrays()
+    stage = StageSpec("m", spec.name)
+    whole = train_chunk(spec, stage, data, cfg(), site="s")
+    alone = train_chunk(spec, stage, data.subset([1]), cfg(), site="s")
+    pair = train_chunk(spec, stage, data.subset([2, 1]), cfg(), site="s")
+    assert same_states(whole.best_states[1], alone.best_states[0])
+    assert same_states(whole.best_states[1], pair.best_states[1])
+    assert np.array_equal(whole.val_predictions[1], alone.val_predictions[0])
+
+
+def test_worker_processes_give_the_same_bits_as_one_process():
+    spec, data = TINY["ff"], make_arrays()
+    stage = StageSpec("m", spec.name)
+    one = train_chunk(spec, stage, data, cfg(workers=1), site="s")
+    two = train_chunk(spec, stage, data, cfg(workers=2), site="s")
+    assert np.array_equal(one.val_predictions, two.val_predictions)
+    assert all(same_states(a, b) for a, b in zip(one.best_states, two.best_states))
+
+
+# -- seeding ------------------------------------------------------------------------------
+
+def test_same_config_same_numbers_and_the_seed_matters():
+    spec, data = TINY["ff"], make_arrays()
+    stage = StageSpec("m", spec.name)
+    a = train_chunk(spec, stage, data, cfg(seed=1), site="s")
+    b = train_chunk(spec, stage, data, cfg(seed=1), site="s")
+    c = train_chunk(spec, stage, data, cfg(seed=2), site="s")
+    assert np.array_equal(a.val_predictions, b.val_predictions)
+    assert not np.array_equal(a.val_predictions, c.val_predictions)
+    assert np.array_equal(a.init_seeds, b.init_seeds) and not np.array_equal(a.init_seeds,
+                                                                             c.init_seeds)
+    # Neurons get different seeds; the site and model enter the seed as well.
+    assert len(set(a.init_seeds.tolist())) == len(a.init_seeds)
+    d = train_chunk(spec, StageSpec("other", spec.name), data, cfg(seed=1), site="s")
+    assert not np.array_equal(a.init_seeds, d.init_seeds)
+
+
+# -- selection ----------------------------------------------------------------------------
+
+def test_best_epoch_is_the_one_with_the_highest_selection_correlation():
+    spec, data = TINY["ff"], make_arrays()
+    res = train_chunk(spec, StageSpec("m", spec.name), data, cfg(epochs=4), site="s")
+    hist = res.history["selection_corr"]
+    np.testing.assert_array_equal(res.best_epoch, np.nanargmax(hist, axis=1))
+    np.testing.assert_allclose(res.best_score, np.nanmax(hist, axis=1))
+
+
+def test_selection_on_the_validation_set_uses_validation_correlations():
+    spec, data = TINY["ff"], make_arrays()
+    res = train_chunk(spec, StageSpec("m", spec.name), data,
+                      cfg(epochs=3, selection="validation"), site="s")
+    np.testing.assert_array_equal(res.history["selection_corr"], res.history["val_corr"])
+    np.testing.assert_array_equal(res.best_epoch, np.nanargmax(res.history["val_corr"], axis=1))
+
+
+def test_holdout_selection_without_holdout_images_is_refused():
+    spec, data = TINY["ff"], make_arrays(n_hold=0)
+    with pytest.raises(TrainingConfigError, match="held-out"):
+        train_chunk(spec, StageSpec("m", spec.name), data, cfg(), site="s")
+
+
+# -- incremental learning -----------------------------------------------------------------
+
+def _train_and_save(tmp_path, spec_key, stage, data, init=None, **kw):
+    spec = TINY[spec_key]
+    c = cfg(**kw)
+    res = train_chunk(spec, stage, data, c, site="s", init_weights=init)
+    path = tmp_path / f"{stage.model}.pt"
+    save_weights(res, spec, stage, c, "s", path)
+    return res, path
+
+
+def test_incremental_chain_freezes_what_the_paper_freezes(tmp_path):
+    data = make_arrays()
+    rf, rf_path = _train_and_save(tmp_path, "rf", StageSpec("rf", "tiny rf"), data)
+    incr = StageSpec("rfsa_incr", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
+                     freeze=("alpha",))
+    rfsa, rfsa_path = _train_and_save(tmp_path, "rfsa", incr, data, rf_path)
+    fc2 = StageSpec("fc2", "tiny ff+sa*", init_from="rfsa_incr",
+                    load=(("alpha", "alpha"), ("attention", "attention"), ("beta", "beta")),
+                    freeze=("alpha", "attention", "beta"))
+    ffsa2, _ = _train_and_save(tmp_path, "ffsa", fc2, data, rfsa_path)
+    fc1 = StageSpec("fc1", "tiny ff+sa* FC1", init_from="rfsa_incr",
+                    load=(("alpha", "alpha"), ("attention", "attention"), ("beta", "beta"),
+                          ("readout.linear", "readout.centre")),
+                    freeze=("alpha", "attention", "beta", "readout.centre"))
+    ffsa1, _ = _train_and_save(tmp_path, "fc1", fc1, data, rfsa_path)
+
+    for i in range(3):
+        for k, v in rf.best_states[i].items():
+            if k.startswith("alpha."):  # parameters AND batch-norm statistics stay fixed
+                assert torch.equal(rfsa.best_states[i][k], v), k
+        for k, v in rfsa.best_states[i].items():
+            if k.split(".")[0] in ("alpha", "attention", "beta"):
+                assert torch.equal(ffsa2.best_states[i][k], v), k
+                assert torch.equal(ffsa1.best_states[i][k], v), k
+        assert torch.equal(ffsa1.best_states[i]["readout.centre.weight"],
+                           rfsa.best_states[i]["readout.linear.weight"])
+        # what is not frozen did learn
+        assert not torch.equal(rfsa.best_states[i]["beta.0.conv.weight"],
+                               rf.best_states[i]["beta.0.conv.weight"])
+        assert not torch.equal(ffsa1.best_states[i]["readout.combine.weight"],
+                               torch.tensor([[1.0, 0.0]]))
+
+
+def test_frozen_blocks_in_train_mode_update_batch_norm_statistics(tmp_path):
+    data = make_arrays()
+    rf, rf_path = _train_and_save(tmp_path, "rf", StageSpec("rf", "tiny rf"), data)
+    incr = StageSpec("rfsa_incr", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
+                     freeze=("alpha",))
+    faithful, _ = _train_and_save(tmp_path, "rfsa", incr, data, rf_path, frozen_mode="train")
+    state, ref = faithful.best_states[0], rf.best_states[0]
+    assert torch.equal(state["alpha.0.conv.weight"], ref["alpha.0.conv.weight"])
+    assert not torch.equal(state["alpha.0.bn.running_mean"], ref["alpha.0.bn.running_mean"])
+
+
+def test_incremental_errors_name_the_problem(tmp_path):
+    data = make_arrays()
+    _, rf_path = _train_and_save(tmp_path, "rf", StageSpec("rf", "tiny rf"), data)
+    incr = StageSpec("x", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
+                     freeze=("alpha",))
+    with pytest.raises(TrainingConfigError, match="pass its weights file"):
+        train_chunk(TINY["rfsa"], incr, data, cfg(), site="s")
+    with pytest.raises(CheckpointError, match="lacks neurons"):
+        train_chunk(TINY["rfsa"], incr, make_arrays(n_neurons=5), cfg(), site="s",
+                    init_weights=rf_path)
+    bad = StageSpec("x", "tiny rf+sa*", init_from="rf", load=(("attention", "attention"),))
+    with pytest.raises(CheckpointError, match="no module 'attention'"):
+        train_chunk(TINY["rfsa"], bad, data, cfg(), site="s", init_weights=rf_path)
+    wide = spec_from_dict("wide", {"base": "rf+sa-CNN*", "channels": 6, "attention_dim": 2})
+    with pytest.raises(CheckpointError, match="has shape"):
+        train_chunk(wide, incr, data, cfg(), site="s", init_weights=rf_path)
+    with pytest.raises(TrainingConfigError, match="needs 'init_from'"):
+        StageSpec("x", "rf-CNN", load=(("alpha", "alpha"),))
+
+
+# -- checkpoints and resume ---------------------------------------------------------------
+
+def test_resume_after_a_stop_gives_the_uninterrupted_numbers(tmp_path):
+    spec, data = TINY["ff"], make_arrays()
+    stage = StageSpec("m", spec.name)
+    full = train_chunk(spec, stage, data, cfg(epochs=3), site="s")
+    ckpt = tmp_path / "ck.pt"
+    with pytest.raises(InterruptedError):
+        train_chunk(spec, stage, data, cfg(epochs=3), site="s", checkpoint=ckpt,
+                    stop_after_epoch=1)
+    assert ckpt.exists()
+    # resume with another execution strategy: checkpoints do not depend on it
+    resumed = train_chunk(spec, stage, data, cfg(epochs=3), site="s", checkpoint=ckpt)
+    assert np.array_equal(full.val_predictions, resumed.val_predictions)
+    assert all(same_states(a, b) for a, b in zip(full.best_states, resumed.best_states))
+    np.testing.assert_array_equal(full.history["train_loss"], resumed.history["train_loss"])
+
+
+def test_resume_after_sigkill(tmp_path):
+    """A real kill -9 between epochs, then a restart, ends with the uninterrupted numbers."""
+    spec, data = TINY["ff"], make_arrays()
+    np.savez(tmp_path / "data.npz", **{k: getattr(data, k) for k in data.__dataclass_fields__})
+    ckpt, out = tmp_path / "ck.pt", tmp_path / "out.npz"
+    script = tmp_path / "run.py"
+    script.write_text(textwrap.dedent(f"""
+        import numpy as np, types
+        from sacnn.models import spec_from_dict
+        from sacnn.training import StageSpec, TrainConfig, train_chunk
+        d = np.load({str(tmp_path / 'data.npz')!r}, allow_pickle=False)
+        data = types.SimpleNamespace(**{{k: d[k] for k in d.files}})
+        spec = spec_from_dict("tiny ff+sa", {{"base": "ff+sa-CNN", "channels": 4,
+                                              "attention_dim": 2}})
+        cfg = TrainConfig(epochs=40, batch_size=12, strategy="per_model", workers=1,
+                          eval_batch_size=50)
+        r = train_chunk(spec, StageSpec("m", spec.name), data, cfg, site="s",
+                        checkpoint={str(ckpt)!r})
+        np.save({str(out)!r}, r.val_predictions)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], start_new_session=True)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists() and not out.exists(), "the run should have been killed mid-way"
+    killed_at = torch.load(ckpt, weights_only=True)["epoch"]
+    assert 1 <= killed_at < 40
+    c = TrainConfig(epochs=40, batch_size=12, strategy="per_model", workers=1,
+                    eval_batch_size=50)
+    resumed = train_chunk(spec, StageSpec("m", spec.name), data, c, site="s", checkpoint=ckpt)
+    full = train_chunk(spec, StageSpec("m", spec.name), data, c, site="s")
+    assert np.array_equal(full.val_predictions, resumed.val_predictions)
+
+
+def test_checkpoint_of_another_config_or_a_corrupt_file_is_refused(tmp_path):
+    spec, data = TINY["ff"], make_arrays()
+    stage = StageSpec("m", spec.name)
+    ckpt = tmp_path / "ck.pt"
+    with pytest.raises(InterruptedError):
+        train_chunk(spec, stage, data, cfg(epochs=3), site="s", checkpoint=ckpt,
+                    stop_after_epoch=1)
+    with pytest.raises(CheckpointError, match="fingerprint"):
+        train_chunk(spec, stage, data, cfg(epochs=3, learning_rate=0.01), site="s",
+                    checkpoint=ckpt)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="weights_only"):
+        train_chunk(spec, stage, data, cfg(epochs=3), site="s", checkpoint=ckpt)
+    torch.save({"format": "something else"}, ckpt)
+    with pytest.raises(CheckpointError, match="'format'"):
+        train_chunk(spec, stage, data, cfg(epochs=3), site="s", checkpoint=ckpt)
+
+
+def test_checkpoints_are_never_unpickled(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "sacnn-weights-v1", "x": Evil()}, path)
+    with pytest.raises(CheckpointError, match="weights_only"):
+        load_weights(path)
+
+
+# -- outputs ------------------------------------------------------------------------------
+
+def test_outputs_are_labelled_and_record_provenance(tmp_path):
+    spec, data = TINY["ff"], make_arrays()
+    stage = StageSpec("m", spec.name, label="ff+sa-CNN")
+    c = cfg()
+    res = train_chunk(spec, stage, data, c, site="s")
+    save_weights(res, spec, stage, c, "s", tmp_path / "w.pt")
+    ds = predictions_dataset(res, spec, stage, c, "s", np.arange(16) + 100,
+                             data.val_responses)
+    write_netcdf(ds, tmp_path / "p.nc")
+    back = xr.open_dataset(tmp_path / "p.nc")
+    assert back["prediction"].dims == ("neuron", "image")
+    assert list(back["neuron"].values) == [11, 12, 13]
+    assert back.attrs["label"] == "ff+sa-CNN" and "code_version" in back.attrs
+    assert '"seed": 0' in back.attrs["training_config"]
+    np.testing.assert_array_equal(back["init_seed"].values, res.init_seeds)
+    w = load_weights(tmp_path / "w.pt")
+    assert w["neuron_ids"] == ["11", "12", "13"]
+    net = build_network(spec)
+    net.load_state_dict({k: v[0] for k, v in w["state"].items()})
+    net.eval()
+    x = torch.from_numpy(data.val_images).unsqueeze(1)
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x).double().numpy(), back["prediction"].values[0],
+                                   rtol=1e-5, atol=1e-6)
+    back.close()
+
+
+def test_training_config_errors_name_the_field():
+    with pytest.raises(TrainingConfigError, match="unknown keys"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(TrainingConfigError, match="training.batch_size"):
+        TrainConfig(batch_size=1)
+    with pytest.raises(TrainingConfigError, match="training.selection"):
+        TrainConfig(selection="test")
+    with pytest.raises(TrainingConfigError, match="training.strategy"):
+        TrainConfig(strategy="gpu")
+    with pytest.raises(TrainingConfigError, match="CUDA is not available"):
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is present")
+        train_chunk(TINY["ff"], StageSpec("m", "x"), make_arrays(), cfg(device="cuda"),
+                    site="s")
+    assert TrainConfig.from_dict({"epochs": 3}).epochs == 3
+    assert DTYPES["float64"] is torch.float64
+
+
+def test_train_one_epoch_counts_steps_and_updates_only_trainable_parameters():
+    spec = TINY["rfsa"]
+    stage = StageSpec("m", spec.name, freeze=("alpha",))
+    c = cfg()
+    state = initial_state(spec, stage, c, "s", 1, None)
+    setup = ModelSetup(spec, ("alpha",), "eval", 1e-3, 12, 50, "float32", False)
+    net = setup.network()
+    data = make_arrays()
+    x = torch.from_numpy(data.fit_images).unsqueeze(1)
+    y = torch.from_numpy(data.fit_responses[0])
+    new, loss = train_one_epoch(net, setup, state, x, y, torch.arange(36), 5)
+    assert new.step == 3 and np.isfinite(loss)
+    assert set(new.adam) == {n for n, p in net.named_parameters() if p.requires_grad}
+    assert not any(k.startswith("alpha") for k in new.adam)
