@@ -1,0 +1,107 @@
+"""``python -m sacnn.training``: train one chunk of neurons of one model at one site.
+
+The workflow's training rule calls this. Settings come from the workflow config (sections
+``training``, ``architectures`` and ``models``); the command line only names what to train
+and where the files go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sacnn.data import open_dataset, training_arrays
+from sacnn.models import get_architecture
+from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
+from sacnn.training.outputs import predictions_dataset, save_weights, write_netcdf
+from sacnn.training.trainer import train_chunk
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file (safe loader only)."""
+    with open(path) as fh:
+        data = yaml.safe_load(fh) or {}
+    if not isinstance(data, dict):
+        raise TrainingConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def stage_from_config(config: dict[str, Any], model: str) -> StageSpec:
+    models = config.get("models") or {}
+    if model not in models:
+        raise TrainingConfigError(f"models: no model {model!r}; known: {sorted(models)}")
+    return StageSpec.from_dict(model, models[model])
+
+
+def chunk_slice(chunk: int, chunk_size: int, n_neurons: int) -> slice:
+    """Neuron positions of chunk ``chunk`` (0-based) when chunks hold ``chunk_size`` neurons."""
+    start = chunk * chunk_size
+    if chunk < 0 or chunk_size < 1 or start >= n_neurons:
+        raise TrainingConfigError(f"chunk {chunk} of size {chunk_size} is outside the "
+                                  f"{n_neurons} neurons of the dataset")
+    return slice(start, min(start + chunk_size, n_neurons))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", required=True, type=Path, help="workflow config (YAML)")
+    p.add_argument("--dataset", required=True, type=Path, help="canonical site dataset (.nc)")
+    p.add_argument("--site", required=True)
+    p.add_argument("--model", required=True, help="a key of the config's 'models'")
+    p.add_argument("--fraction", type=float, default=1.0, help="share of the training images")
+    p.add_argument("--chunk", type=int, default=0)
+    p.add_argument("--chunk-size", type=int, default=0, help="neurons per chunk (0: all)")
+    p.add_argument("--init-weights", type=Path, help="weights of the stage this one starts from")
+    p.add_argument("--weights", required=True, type=Path, help="output: per-neuron weights")
+    p.add_argument("--predictions", required=True, type=Path, help="output: predictions (.nc)")
+    p.add_argument("--checkpoint", type=Path, help="resume file, rewritten every epoch")
+    p.add_argument("--workers", type=int, help="worker processes (overrides the config)")
+    p.add_argument("--log", type=Path, help="log file (default: stderr)")
+    args = p.parse_args(argv)
+
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if args.log:
+        args.log.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(args.log))
+    logging.basicConfig(level=logging.INFO, handlers=handlers,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    config = load_config(args.config)
+    training = dict(config.get("training") or {})
+    if args.workers is not None:
+        training["workers"] = args.workers
+    cfg = TrainConfig.from_dict(training)
+    stage = stage_from_config(config, args.model)
+    spec = get_architecture(stage.architecture, config.get("architectures"))
+    ds = open_dataset(args.dataset)
+    n = ds.sizes["neuron"]
+    neurons = chunk_slice(args.chunk, args.chunk_size or n, n)
+    data = training_arrays(ds, args.fraction, neurons=neurons)
+    result = train_chunk(spec, stage, data, cfg, site=args.site, checkpoint=args.checkpoint,
+                         init_weights=args.init_weights)
+    save_weights(result, spec, stage, cfg, args.site, args.weights)
+    preds = predictions_dataset(
+        result, spec, stage, cfg, args.site, data.val_image_ids, data.val_responses,
+        attrs={"fraction": args.fraction, "chunk": args.chunk,
+               "chunk_size": args.chunk_size or n, "dataset": str(args.dataset),
+               "slurm_job_id": _slurm_job_id()})
+    write_netcdf(preds, args.predictions)
+    if args.checkpoint is not None:
+        args.checkpoint.unlink(missing_ok=True)
+    return 0
+
+
+def _slurm_job_id() -> str:
+    """The SLURM job id when running under SLURM (recorded so cluster runs can be traced)."""
+    return os.environ.get("SLURM_JOB_ID", "")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
