@@ -8,6 +8,7 @@ and where the files go.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -51,7 +52,10 @@ def chunk_slice(chunk: int, chunk_size: int, n_neurons: int) -> slice:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", required=True, type=Path, help="workflow config (YAML)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--config", type=Path, help="workflow config (YAML)")
+    src.add_argument("--settings", help="the same sections as one JSON string (what the "
+                     "workflow passes, so only changes to them rerun a job)")
     p.add_argument("--dataset", required=True, type=Path, help="canonical site dataset (.nc)")
     p.add_argument("--site", required=True)
     p.add_argument("--model", required=True, help="a key of the config's 'models'")
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    config = load_config(args.config)
+    config = load_config(args.config) if args.config else json.loads(args.settings)
     training = dict(config.get("training") or {})
     if args.workers is not None:
         training["workers"] = args.workers
