@@ -21,6 +21,7 @@ from sacnn.data import open_dataset, training_arrays
 from sacnn.models import get_architecture
 from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
 from sacnn.training.outputs import predictions_dataset, save_weights, write_netcdf
+from sacnn.training.runners import tune_glibc_malloc
 from sacnn.training.trainer import train_chunk
 
 
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, handlers=handlers,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    tune_glibc_malloc()  # a training process: keep big activation blocks mapped
     config = load_config(args.config) if args.config else json.loads(args.settings)
     training = dict(config.get("training") or {})
     if args.workers is not None:
