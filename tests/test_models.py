@@ -166,3 +166,13 @@ def test_layer_tokens_and_spec_errors():
     assert small.channels == 8 and small.layers == get_architecture("ff+sa-CNN").layers
     with pytest.raises(SpecError, match="cannot freeze"):
         build_network(small).freeze(["gamma"])
+
+
+def test_parameter_table_cli_writes_csv_and_markdown(tmp_path):
+    from sacnn.models.__main__ import main
+
+    main(["--out", str(tmp_path / "p.csv")])
+    main(["--out", str(tmp_path / "p.md")])
+    assert "ff+sa-CNN" in (tmp_path / "p.csv").read_text()
+    md = (tmp_path / "p.md").read_text().splitlines()
+    assert md[0].startswith("| architecture |") and len(md) == 2 + len(NAMED_ARCHITECTURES)

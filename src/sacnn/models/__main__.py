@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sacnn.models.parameters import parameter_table
+from sacnn.models.parameters import markdown_table, parameter_table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is None:
         print(table.to_string(index=False))
     elif args.out.suffix == ".md":
-        args.out.write_text(table.to_markdown(index=False) + "\n")
+        args.out.write_text(markdown_table(table))
     else:
         table.to_csv(args.out, index=False)
 

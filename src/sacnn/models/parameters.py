@@ -46,3 +46,11 @@ def parameter_table(specs: dict[str, ArchitectureSpec] | None = None) -> pd.Data
             "parameters_released_code": n + released_code_extra(spec),
         })
     return pd.DataFrame(rows)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (no optional dependency such as tabulate)."""
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |",
+             "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
