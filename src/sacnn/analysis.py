@@ -1,0 +1,389 @@
+"""Computations behind the figures: trained networks, tuning curves, readout decompositions,
+attention maps and the choice of an example neuron. No plotting here (see ``sacnn.plots``).
+
+Conventions: responses and predictions are arrays shaped ``(neurons, images)``; a tuning
+curve is rank-ordered from the strongest image (rank 0) to the weakest; neuron ids are
+compared as strings (NetCDF and CSV files may store them as integers or text).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from sacnn.metrics import peak_tuning_joint, peak_tuning_separate, pearson, summarize
+from sacnn.models import (
+    ArchitectureSpec,
+    CentreReadout,
+    DecomposedReadout,
+    FullReadout,
+    Network,
+    build_network,
+    spec_from_dict,
+)
+from sacnn.training import load_weights
+from sacnn.training.state import unstack_states
+
+__all__ = [
+    "EXAMPLE_RULES",
+    "architecture_layers",
+    "centre_attention",
+    "choose_example_neuron",
+    "fcl_contributions",
+    "fcl_decomposition",
+    "feature_grid",
+    "load_networks",
+    "metrics_from_predictions",
+    "population_tuning",
+    "pt_summary",
+    "rank_ordered_tuning",
+    "readout_bias",
+    "spec_of",
+]
+
+
+# ------------------------------------------------------------------------------- networks
+
+
+def spec_of(name: str, data: Mapping[str, Any]) -> ArchitectureSpec:
+    """Rebuild an :class:`ArchitectureSpec` from its ``to_dict()`` (which also holds ``name``)."""
+    return spec_from_dict(name, {k: v for k, v in data.items() if k != "name"})
+
+
+def load_networks(weights_paths: str | Path | Sequence[str | Path],
+                  dtype: torch.dtype = torch.float64) -> tuple[list[str], list[Network]]:
+    """Per-neuron networks of one model, in eval mode, from its chunk weights files.
+
+    ``weights_paths`` lists the chunks' ``weights.pt`` in chunk order; the result keeps
+    that order (so it matches the dataset's neuron order). Returns ``(neuron_ids, nets)``
+    with the ids as strings. Networks are cast to ``dtype`` (float64 by default, so that
+    decompositions add up to the output to rounding error of float64).
+    """
+    if isinstance(weights_paths, (str, Path)):
+        weights_paths = [weights_paths]
+    if not weights_paths:
+        raise ValueError("load_networks: no weights files given")
+    ids: list[str] = []
+    nets: list[Network] = []
+    for path in weights_paths:
+        w = load_weights(path)
+        arch = json.loads(w["architecture"])
+        spec = spec_of(arch.get("name", "model"), arch)
+        for nid, state in zip(w["neuron_ids"], unstack_states(w["state"]), strict=True):
+            net = build_network(spec)
+            net.load_state_dict(state)
+            ids.append(str(nid))
+            nets.append(net.to(dtype).eval())
+    return ids, nets
+
+
+def _images_tensor(images: Any, net: Network) -> torch.Tensor:
+    """(B, H, W) or (B, 1, H, W) array-like -> (B, 1, H, W) tensor of the net's dtype."""
+    x = torch.as_tensor(np.asarray(images))
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"images must be shaped (B, H, W) or (B, 1, H, W), got {tuple(x.shape)}")
+    return x.to(next(net.parameters()).dtype)
+
+
+def readout_bias(net: Network) -> float:
+    """The constant term of the readout: the prediction for an all-zero final feature map.
+
+    FullReadout / CentreReadout: the linear bias. DecomposedReadout (Incr.FC1):
+    ``a_c * b_centre + a_s * b_surround + b_combine`` with ``(a_c, a_s)`` the combination
+    weights, i.e. every bias term pushed through the combination.
+    """
+    r = net.readout
+    if isinstance(r, (FullReadout, CentreReadout)):
+        return float(r.linear.bias.detach()[0])
+    if isinstance(r, DecomposedReadout):
+        a_c, a_s = r.combine.weight.detach()[0]
+        return float(a_c * r.centre.bias.detach()[0] + a_s * r.surround.bias.detach()[0]
+                     + r.combine.bias.detach()[0])
+    raise TypeError(f"unknown readout {type(r).__name__}")
+
+
+def _readout_weight_map(net: Network, size: int) -> torch.Tensor:
+    """The readout as one effective weight per (channel, y, x): shape (C, H, W)."""
+    r = net.readout
+    c = net.spec.channels
+    if isinstance(r, FullReadout):
+        return r.linear.weight.detach().reshape(c, size, size)
+    if isinstance(r, CentreReadout):
+        w = torch.zeros(c, size, size, dtype=r.linear.weight.dtype)
+        w[:, r.centre_index, r.centre_index] = r.linear.weight.detach()[0]
+        return w
+    if isinstance(r, DecomposedReadout):
+        a_c, a_s = r.combine.weight.detach()[0]
+        ci = r.centre_flat
+        # parts() flattens the surround channel-major over the HW-1 non-centre positions.
+        ws = r.surround.weight.detach().reshape(c, size * size - 1) * a_s
+        wc = r.centre.weight.detach().reshape(c, 1) * a_c
+        w = torch.cat([ws[:, :ci], wc, ws[:, ci:]], dim=1)
+        return w.reshape(c, size, size)
+    raise TypeError(f"unknown readout {type(r).__name__}")
+
+
+@torch.no_grad()
+def fcl_contributions(net: Network, images: Any, batch: int = 500) -> np.ndarray:
+    """Contribution of every hypercolumn of the final feature map to the prediction.
+
+    ``contribution[b, h, w] = sum_c W[c, h, w] * x_b[c, h, w]`` with ``x_b`` the final
+    feature map of image b in eval mode and ``W`` the readout's effective weight of that
+    position: the FCL weight, the CTL weight at the centre (zero elsewhere), or for the
+    decomposed readout the centre/surround weights times their combination weights. The
+    prediction is ``contribution[b].sum() + readout_bias(net)``. Returns (B, H, W) float64.
+    """
+    net.eval()
+    x = _images_tensor(images, net)
+    size = net.spec.output_size
+    w = _readout_weight_map(net, size).to(x.dtype)
+    out = [torch.einsum("bchw,chw->bhw", net.features(x[s:s + batch]), w)
+           for s in range(0, len(x), batch)]
+    return torch.cat(out).double().numpy()
+
+
+@torch.no_grad()
+def fcl_decomposition(net: Network, images: Any, batch: int = 500
+                      ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Split each prediction into ``centre + surround + bias``.
+
+    ``centre[b]``: the contribution of the centre hypercolumn; ``surround[b]``: the summed
+    contribution of all other hypercolumns; ``bias``: :func:`readout_bias`, attributed to
+    neither. For a DecomposedReadout the terms are its ``parts()`` times the combination
+    weights (the centre and surround branches as trained); otherwise they come from
+    :func:`fcl_contributions`. Returns ``(centre (B,), surround (B,), bias)``.
+    """
+    net.eval()
+    r = net.readout
+    if isinstance(r, DecomposedReadout):
+        x = _images_tensor(images, net)
+        a_c, a_s = r.combine.weight.detach()[0]
+        cs, ss = [], []
+        for s in range(0, len(x), batch):
+            c_part, s_part = r.parts(net.features(x[s:s + batch]))
+            cs.append(a_c * (c_part - r.centre.bias[0]))
+            ss.append(a_s * (s_part - r.surround.bias[0]))
+        return (torch.cat(cs).double().numpy(), torch.cat(ss).double().numpy(),
+                readout_bias(net))
+    contrib = fcl_contributions(net, images, batch)
+    size = contrib.shape[-1]
+    centre = contrib[:, size // 2, size // 2].copy()
+    surround = contrib.sum(axis=(1, 2)) - centre
+    return centre, surround, readout_bias(net)
+
+
+@torch.no_grad()
+def centre_attention(net: Network, images: Any, layer: int = 0) -> np.ndarray:
+    """Attention weights of the centre hypercolumn's query over all keys, (B, H, W).
+
+    Row ``(H // 2) * W + W // 2`` of the ``layer``-th self-attention map (B, HW, HW) in
+    eval mode, reshaped to the feature map that layer sees; each map sums to 1 (softmax
+    over keys).
+    """
+    net.eval()
+    maps = net.attention_maps(_images_tensor(images, net))
+    if not maps:
+        raise ValueError(f"architecture {net.spec.name!r} has no self-attention layer")
+    att = maps[layer]
+    hw = att.shape[-1]
+    side = round(hw ** 0.5)
+    if side * side != hw:
+        raise ValueError(f"attention over {hw} positions is not a square feature map")
+    row = (side // 2) * side + side // 2
+    return att[:, row, :].reshape(-1, side, side).double().numpy()
+
+
+# ------------------------------------------------------------------------- architecture
+
+
+def architecture_layers(spec: ArchitectureSpec) -> list[dict[str, Any]]:
+    """The blocks of a spec in forward order with their feature-map shapes.
+
+    One dict per block (input first, readout last): ``kind`` (input, alpha, beta, sa,
+    readout), ``group`` (module name as used by stages: ``alpha.0``, ``attention.0``,
+    ``beta.1``, ``readout``), ``kernel``, ``pool``, ``v_mapping``, ``channels`` and ``size``
+    of the block's output, and ``readout`` / ``inputs`` (features read) for the readout.
+    """
+    rows: list[dict[str, Any]] = [{"kind": "input", "group": "input", "channels": 1,
+                                   "size": spec.input_size}]
+    size, counts = spec.input_size, {"alpha": 0, "beta": 0, "sa": 0}
+    for layer in spec.layers:
+        group = {"alpha": "alpha", "beta": "beta", "sa": "attention"}[layer.kind]
+        row: dict[str, Any] = {"kind": layer.kind, "group": f"{group}.{counts[layer.kind]}",
+                               "channels": spec.channels}
+        counts[layer.kind] += 1
+        if layer.kind in ("alpha", "beta"):
+            size -= layer.kernel - 1
+            row.update(kernel=layer.kernel, pool=layer.kind == "alpha")
+            if layer.kind == "alpha":
+                size //= 2
+        else:
+            row.update(v_mapping=layer.v_mapping, attention_dim=spec.attention_dim)
+        row["size"] = size
+        rows.append(row)
+    n_in = spec.channels if spec.readout == "ctl" else spec.channels * size * size
+    rows.append({"kind": "readout", "group": "readout", "readout": spec.readout,
+                 "inputs": n_in, "channels": 1, "size": 1})
+    return rows
+
+
+def feature_grid(spec: ArchitectureSpec, n_layers: int) -> tuple[float, float, int]:
+    """Where the hypercolumns after the first ``n_layers`` layers sit on the input image.
+
+    Returns ``(offset, stride, rf)``: hypercolumn ``i`` is centred on input pixel
+    ``offset + stride * i`` (pixel-centre coordinates, 0 = first pixel) and sees a
+    ``rf`` x ``rf`` pixel window (valid convolutions, 2x2 max-pools; attention layers do
+    not move the grid).
+    """
+    offset, stride, rf = 0.0, 1.0, 1
+    for layer in spec.layers[:n_layers]:
+        if layer.kind in ("alpha", "beta"):
+            offset += stride * (layer.kernel - 1) / 2
+            rf += int(stride) * (layer.kernel - 1)
+            if layer.kind == "alpha":
+                offset += stride * 0.5
+                rf += int(stride)
+                stride *= 2
+    return offset, stride, rf
+
+
+# ------------------------------------------------------------------------ tuning curves
+
+
+def rank_ordered_tuning(pred: Any, real: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Tuning curves rank-ordered by the REAL response, strongest image first.
+
+    Along the last axis (images) of ``(…, images)`` arrays: returns ``(real_sorted,
+    pred_sorted)`` where ``real_sorted`` is non-increasing and ``pred_sorted[…, k]`` is the
+    prediction for the image with the k-th strongest real response. Ties keep image order.
+    """
+    p, r = np.asarray(pred, dtype=np.float64), np.asarray(real, dtype=np.float64)
+    if p.shape != r.shape:
+        raise ValueError(f"pred shape {p.shape} != real shape {r.shape}")
+    order = np.argsort(-r, axis=-1, kind="stable")
+    return np.take_along_axis(r, order, -1), np.take_along_axis(p, order, -1)
+
+
+def population_tuning(pred: Any, real: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Population-average tuning curve (paper A.4): per neuron, rank-order the images by
+    the neuron's real response (:func:`rank_ordered_tuning`), then average over neurons at
+    each rank. ``pred``, ``real``: (neurons, images). Returns ``(real_mean, pred_mean)``,
+    each (images,); NaN entries are ignored in the mean.
+    """
+    r, p = rank_ordered_tuning(pred, real)
+    if r.ndim != 2:
+        raise ValueError(f"expected (neurons, images) arrays, got shape {r.shape}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(r, axis=0), np.nanmean(p, axis=0)
+
+
+def pt_summary(frame: pd.DataFrame, columns: Sequence[str] = ("pt_j", "pt_s"),
+               scale: float = 100.0) -> pd.DataFrame:
+    """Population mean and SEM of per-neuron measures, per (site, model), times ``scale``.
+
+    ``frame``: metrics rows (site, model and the ``columns``; PT as fractions in [0, 1], so
+    the default scale gives percent as in the paper). SEM is ``std(ddof=1) / sqrt(n)`` over
+    the neurons with a defined value (:func:`sacnn.metrics.summarize`); undefined (NaN)
+    values are counted in ``n_undefined``. One row per (site, model, measure).
+    """
+    rows = []
+    for (site, model), group in frame.groupby(["site", "model"], sort=False):
+        for col in columns:
+            s = summarize(group[col].to_numpy(dtype=np.float64))
+            rows.append({"site": site, "model": model, "measure": col, "mean": s.mean * scale,
+                         "sem": s.sem * scale, "n": s.n, "n_undefined": s.n_undefined})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------- example neuron
+
+#: Rules for the example neuron of Figs. 1b, 4 and 10 (``params["example_neuron"]``).
+EXAMPLE_RULES = ("highest_mean_corr", "max_pt_difference", "explicit")
+
+
+def metrics_from_predictions(predictions: Mapping[str, xr.Dataset]) -> pd.DataFrame:
+    """Per-neuron corr, pt_j, pt_s (fractions) from merged predictions, one row per
+    (model, neuron), in the columns of ``metrics.csv`` (model, neuron, corr, pt_j, pt_s)."""
+    rows = []
+    for model, ds in predictions.items():
+        pred = ds["prediction"].values
+        real = ds["response"].values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            corr = np.atleast_1d(pearson(pred, real))
+            ptj = np.atleast_1d(peak_tuning_joint(pred, real))
+            pts = np.atleast_1d(peak_tuning_separate(pred, real))
+        for i, nid in enumerate(ds["neuron"].values):
+            rows.append({"model": model, "neuron": str(nid), "corr": corr[i],
+                         "pt_j": ptj[i], "pt_s": pts[i]})
+    return pd.DataFrame(rows)
+
+
+def choose_example_neuron(source: pd.DataFrame | Mapping[str, xr.Dataset],
+                          rule: Mapping[str, Any] | None,
+                          models: Sequence[str] | None = None) -> str:
+    """The example neuron's id (as a string) under a documented rule.
+
+    ``source``: a metrics frame (columns model, neuron, corr, pt_j, pt_s; other columns
+    ignored) or ``{model: merged predictions}`` (metrics are then computed). ``models``
+    restricts the rows used (default: all models in ``source``; ``rule["models"]`` wins).
+    Rules (``rule["rule"]``):
+
+    * ``explicit`` (or any rule holding ``neuron``): ``rule["neuron"]``, checked to exist.
+    * ``highest_mean_corr`` (default): the neuron with the highest mean Pearson r over
+      the models; neurons with an undefined r in any model are skipped.
+    * ``max_pt_difference``: the neuron maximising ``metric[better] - metric[worse]``
+      (``metric`` = ``pt_j`` by default, ``better`` / ``worse`` are model slugs, defaulting
+      to the first and last model); ties go to the higher mean r of the two models.
+
+    Remaining ties go to the first neuron in source order.
+    """
+    rule = dict(rule or {})
+    name = rule.get("rule", "explicit" if "neuron" in rule else "highest_mean_corr")
+    frame = source if isinstance(source, pd.DataFrame) else metrics_from_predictions(source)
+    frame = frame.assign(neuron=frame["neuron"].astype(str))
+    models = list(rule.get("models") or models or pd.unique(frame["model"]))
+    missing = [m for m in models if m not in set(frame["model"])]
+    if missing:
+        raise KeyError(f"example neuron rule {name!r}: no metrics for models {missing}")
+    frame = frame[frame["model"].isin(models)]
+    order = list(pd.unique(frame["neuron"]))
+    if name == "explicit":
+        if "neuron" not in rule:
+            raise KeyError("example neuron rule 'explicit' needs a 'neuron' id")
+        nid = str(rule["neuron"])
+        if nid not in order:
+            raise KeyError(f"example neuron {nid!r} is not among the neurons of {models}")
+        return nid
+    wide = frame.pivot_table(index="neuron", columns="model", values=["corr", "pt_j", "pt_s"],
+                             aggfunc="first", dropna=False).reindex(order)
+    mean_corr = wide["corr"][models].mean(axis=1, skipna=False)
+    if name == "highest_mean_corr":
+        score = mean_corr
+    elif name == "max_pt_difference":
+        metric = rule.get("metric", "pt_j")
+        better, worse = rule.get("better", models[0]), rule.get("worse", models[-1])
+        for m in (better, worse):
+            if m not in models:
+                raise KeyError(f"example neuron rule 'max_pt_difference': model {m!r} has no "
+                               "metrics")
+        diff = wide[metric][better] - wide[metric][worse]
+        tie = wide["corr"][[better, worse]].mean(axis=1)
+        score = diff + 1e-6 * tie.clip(-1, 1)  # PT differences are multiples of 1/k >> 1e-6
+    else:
+        raise ValueError(f"unknown example neuron rule {name!r}; known: {EXAMPLE_RULES}")
+    score = score.dropna()
+    if score.empty:
+        raise ValueError(f"example neuron rule {name!r}: no neuron has defined metrics")
+    return str(score.idxmax())

@@ -1,0 +1,83 @@
+"""Fig. 2: the architectures (ff-CNN, ff+sa-CNN, rf-CNN, rf+sa-CNN) drawn from their specs.
+
+Every box (kind, kernel, pooling, gamma, channels, feature-map size, readout width) is read
+from ``params['architectures'][model]`` (an ``ArchitectureSpec.to_dict()``), so the drawing
+follows the code. inputs: none. params: ``models``, ``architectures``, ``labels``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from matplotlib.figure import Figure
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+from sacnn.analysis import architecture_layers, spec_of
+from sacnn.plots import _io, _style
+
+NAME = "fig2"
+
+COLOURS = {"input": "#eeeeee", "alpha": "#9ecae1", "beta": "#a1d99b", "sa": "#fdae6b",
+           "readout": "#bcbddc"}
+
+
+def box_text(row: dict[str, Any], spec) -> str:
+    """The text of one block: what it is, its settings and its output shape."""
+    c, s = row["channels"], row["size"]
+    if row["kind"] == "input":
+        return f"input\n1×{s}×{s}"
+    if row["kind"] == "alpha":
+        return f"αCPB\nconv {row['kernel']}×{row['kernel']}, pool 2\n→ {c}×{s}×{s}"
+    if row["kind"] == "beta":
+        k = row["kernel"]
+        return f"βCPB\nconv {k}×{k}\n→ {c}×{s}×{s}"
+    if row["kind"] == "sa":
+        gamma = "True" if row["v_mapping"] else "False"
+        return f"SA\nγ={gamma}, d={row['attention_dim']}\n→ {c}×{s}×{s}"
+    size = spec.output_size
+    if row["readout"] == "ctl":
+        return f"CTL\ncentre hypercol.\n{spec.channels}→1"
+    if row["readout"] == "fcl":
+        return f"FCL\n{spec.channels}×{size}×{size}\n= {row['inputs']}→1"
+    return (f"FCL (decomposed)\ncentre {spec.channels}→1\n"
+            f"surround {spec.channels * (size * size - 1)}→1\ncombine 2→1")
+
+
+def draw_chain(ax, spec, title: str) -> None:
+    """One architecture as a left-to-right chain of boxes on ``ax`` (axis off)."""
+    rows = architecture_layers(spec)
+    n = len(rows)
+    width, gap = 1.2, 0.3
+    for i, row in enumerate(rows):
+        x = i * (width + gap)
+        ax.add_patch(FancyBboxPatch((x, 0.0), width, 1.0, boxstyle="round,pad=0.02",
+                                    fc=COLOURS[row["kind"]], ec="0.3", lw=0.7))
+        ax.text(x + width / 2, 0.5, box_text(row, spec), ha="center", va="center",
+                fontsize=6)
+        if i < n - 1:
+            ax.add_patch(FancyArrowPatch((x + width + 0.02, 0.5), (x + width + gap - 0.02, 0.5),
+                                         arrowstyle="-|>", mutation_scale=7, lw=0.7, color="0.3"))
+    ax.set_xlim(-0.1, n * (width + gap))
+    ax.set_ylim(-0.1, 1.1)
+    ax.set_title(title, loc="left", fontsize=8)
+    ax.set_axis_off()
+
+
+def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+    models = _io.models(params, NAME)
+    archs = _io.need(params, NAME, "params", "architectures")
+    with _style.styled():
+        n_max = max(len(_io.need(archs, NAME, "params['architectures']", m)["layers"])
+                    for m in models) + 2
+        fig = _style.figure(max(6.0, 1.05 * n_max), 1.05 * len(models) + 0.45)
+        axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
+        for k, (ax, m) in enumerate(zip(axes, models, strict=True)):
+            spec = spec_of(str(archs[m].get("name", m)), archs[m])
+            draw_chain(ax, spec, f"({chr(97 + k)}) {_io.label(params, m)}  "
+                                 f"[{spec.name}, c={spec.channels}]")
+            ax.set_xlim(-0.1, n_max * 1.5)
+        fig.text(0.01, 0.0, "CPB: conv (no padding) → [2×2 max-pool] → batch norm → sigmoid → "
+                 "Dropout2d.  SA: single-head attention over hypercolumns (+ BN, sigmoid).\n"
+                 "Shapes: channels×height×width, read from the architecture specs.", fontsize=6,
+                 va="bottom")
+    return fig

@@ -1,0 +1,126 @@
+"""Every figure module renders from a tiny results tree; the notebooks run under papermill."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from fixtures_figures import restrict, tiny_results
+from matplotlib.figure import Figure
+
+from sacnn.plots._io import FigureInputError
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLE1 = ["ff_cnn", "ff_sa_cnn", "rf_cnn", "rf_sa_cnn"]
+TABLE2 = ["rf_cnn", "rf_sa_cnn_star_incr", "ff_sa_cnn_star_simul", "ff_sa_cnn_star_incr_fc1",
+          "ff_sa_cnn_star_incr_fc2"]
+FCL = ["ff_sa_cnn_star_simul", "ff_sa_cnn_star_incr_fc1", "ff_sa_cnn_star_incr_fc2"]
+SA = ["rf_sa_cnn_star_incr", "ff_sa_cnn_star_simul", "ff_sa_cnn_star_incr_fc1",
+      "ff_sa_cnn_star_incr_fc2"]
+
+#: figure -> (sites, models, extra params), as the workflow's experiments would give them
+CASES = {
+    "fig1b": (["S1"], TABLE1, {}),
+    "fig2": (["S1"], TABLE1, {}),
+    "fig3": (["S1"], ["rf_cnn", "rf_sa_cnn_star_incr", "ff_sa_cnn_star_incr_fc1",
+                      "ff_sa_cnn_star_incr_fc2"], {}),
+    "fig4": (["S1"], TABLE1, {}),
+    "fig5": (["S1", "S2"], TABLE1, {}),
+    "fig6": (["S1", "S2"], TABLE2, {}),
+    "fig7": (["S1"], FCL, {}),
+    "fig8": (["S1", "S2"], TABLE1, {}),
+    "fig9": (["S1"], ["ff_sa_cnn_star_incr_fc1", "ff_cnn"], {"statistic": "mean"}),
+    "fig10": (["S1"], SA, {"example_neuron": {"rule": "max_pt_difference",
+                                              "better": "ff_sa_cnn_star_incr_fc2",
+                                              "worse": "rf_sa_cnn_star_incr"}}),
+}
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    return tiny_results(tmp_path_factory)
+
+
+def render(name: str, inputs: dict, params: dict, out: Path) -> Figure:
+    fig = importlib.import_module(f"sacnn.plots.{name}").make(inputs, params)
+    assert isinstance(fig, Figure)
+    fig.savefig(out / f"{name}.pdf")
+    fig.savefig(out / f"{name}.png", dpi=80)
+    for ext in ("pdf", "png"):
+        assert (out / f"{name}.{ext}").stat().st_size > 1000
+    return fig
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_figure_renders(tree, tmp_path, name):
+    sites, models, extra = CASES[name]
+    inputs, params = restrict(tree, sites, models, **extra)
+    # the workflow passes both dicts through JSON
+    inputs, params = json.loads(json.dumps(inputs)), json.loads(json.dumps(params))
+    fig = render(name, inputs, params, tmp_path)
+    assert fig.axes
+
+
+def test_missing_input_is_named(tree, tmp_path):
+    inputs, params = restrict(tree, ["S1"], TABLE1)
+    del inputs["predictions"]["S1"]["rf_cnn"]
+    with pytest.raises(FigureInputError, match=r"fig4: inputs\['predictions'\]\['S1'\]"
+                                               r"\['rf_cnn'\] is missing"):
+        importlib.import_module("sacnn.plots.fig4").make(inputs, params)
+    inputs, params = restrict(tree, ["S1"], FCL)
+    del inputs["weights"]
+    with pytest.raises(FigureInputError, match=r"inputs\['weights'\]"):
+        importlib.import_module("sacnn.plots.fig7").make(inputs, params)
+
+
+def test_example_rule_without_metrics_or_predictions_says_what_it_needs(tree):
+    inputs, params = restrict(tree, ["S1"], TABLE1)
+    inputs = {"datasets": inputs["datasets"]}
+    with pytest.raises(FigureInputError, match=r"needs inputs\['metrics'\]\['S1'\]"):
+        importlib.import_module("sacnn.plots.fig1b").make(inputs, params)
+
+
+def test_explicit_neuron_needs_only_the_dataset(tree, tmp_path):
+    inputs, params = restrict(tree, ["S1"], TABLE1, example_neuron={"neuron": 3})
+    render("fig1b", {"datasets": inputs["datasets"]}, params, tmp_path)
+
+
+def test_fig3_without_stage_settings(tree, tmp_path):
+    _, params = restrict(tree, ["S1"], CASES["fig3"][1])
+    del params["stages"]
+    fig = render("fig3", {}, params, tmp_path)
+    assert "not given" in fig.get_suptitle()
+
+
+def test_generated_notebooks_are_current(tmp_path):
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figure_notebooks.py"),
+                    "--out", str(tmp_path)], check=True, capture_output=True)
+    for name in CASES:
+        committed = ROOT / "workflow" / "notebooks" / f"{name}.ipynb"
+        assert committed.read_text() == (tmp_path / f"{name}.ipynb").read_text(), (
+            f"{committed} differs from scripts/make_figure_notebooks.py's output: rerun it")
+        nb = nbformat.read(committed, as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "python3"
+        assert nb.metadata["kernelspec"]["language"] == "python"
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1
+        for var in ("inputs_json", "params_json", "out_pdf", "out_png"):
+            assert f"{var} = " in tagged[0].source
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_notebook_runs_under_papermill(tree, tmp_path):
+    papermill = pytest.importorskip("papermill")
+    inputs, params = restrict(tree, ["S1", "S2"], TABLE1)
+    out_pdf, out_png = tmp_path / "fig5.pdf", tmp_path / "fig5.png"
+    papermill.execute_notebook(
+        str(ROOT / "workflow" / "notebooks" / "fig5.ipynb"), str(tmp_path / "fig5.ipynb"),
+        parameters={"inputs_json": json.dumps(inputs), "params_json": json.dumps(params),
+                    "out_pdf": str(out_pdf), "out_png": str(out_png)},
+        kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    assert out_pdf.stat().st_size > 1000 and out_png.stat().st_size > 1000
