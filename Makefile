@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
 
-.PHONY: setup run test benchmark lint
+.PHONY: setup run test benchmark lint report dry-run
 
 setup: $(VENV)/.installed
 
@@ -26,3 +26,11 @@ benchmark: setup
 
 lint: setup
 	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/snakefmt --check workflow
+	$(VENV)/bin/snakemake --lint
+
+dry-run: setup
+	$(VENV)/bin/snakemake -n
+
+report: setup
+	$(VENV)/bin/snakemake --report report.html

@@ -1,0 +1,236 @@
+"""The paper's tables (1, 2, 3, appendix A) and the parameter table, from per-neuron metrics.
+
+``python -m sacnn.tables table --spec '<json>' --out results/table1.csv --meta results/table1.json``
+and ``python -m sacnn.tables parameters --spec '<json>' --out results/tables/parameters.csv``
+(the workflow's ``table`` and ``parameter_table`` rules build the specs from config).
+
+Every table has one row per model, labelled with the paper's name (``model``) and the
+config key (``key``), and for each site (and, in Table 3, each data fraction) the columns
+
+=====================  ====================================================================
+``<site>_corr``        mean Pearson r over the neurons with a defined correlation (CORR.)
+``<site>_corr_sem``    its standard error (ddof = 1), the paper's SEM
+``<site>_delta_pct``   (corr - corr of the baseline) / corr of the baseline x 100 (Delta, %)
+``<site>_pt_j``        mean PT_J in percent, as the paper prints it (0.232 = 0.232 %)
+``<site>_pt_s``        mean PT_S in percent
+``<site>_n``           neurons with a defined correlation
+``<site>_n_undefined`` neurons whose correlation is undefined (left out of the means)
+=====================  ====================================================================
+
+Table 3's columns are ``<site>_<fraction>_...`` (baseline at the same fraction). The appendix
+table adds ``section`` (A.1-A.3) and ``versus`` (the row its delta compares with).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sacnn.evaluation import read_metrics
+from sacnn.metrics import summarize
+from sacnn.provenance import code_version
+
+STATS = ("corr", "corr_sem", "delta_pct", "pt_j", "pt_s", "n", "n_undefined")
+
+
+class TableError(ValueError):
+    """A table spec or metrics file that cannot make the table; the message says which."""
+
+
+def model_summary(df: pd.DataFrame) -> dict[str, float]:
+    """Population means of one model's metrics.csv rows (PT in percent)."""
+    corr = summarize(df["corr"].to_numpy(dtype=float))
+    pt_j = summarize(df["pt_j"].to_numpy(dtype=float))
+    pt_s = summarize(df["pt_s"].to_numpy(dtype=float))
+    return {
+        "corr": corr.mean,
+        "corr_sem": corr.sem,
+        "pt_j": pt_j.mean * 100.0,
+        "pt_s": pt_s.mean * 100.0,
+        "n": corr.n,
+        "n_undefined": corr.n_undefined,
+    }
+
+
+def delta_pct(value: float, baseline: float) -> float:
+    """Relative change in percent; NaN when the baseline is 0 or undefined."""
+    if not math.isfinite(baseline) or baseline == 0:
+        return math.nan
+    return (value - baseline) / abs(baseline) * 100.0
+
+
+def _load(metrics: Mapping[str, Any], site: str, model: str, fraction: str) -> pd.DataFrame:
+    try:
+        path = metrics[site][model][fraction]
+    except KeyError:
+        raise TableError(f"no metrics for site {site!r}, model {model!r}, fraction "
+                         f"{fraction!r} in the spec") from None
+    return read_metrics(path)
+
+
+def _cells(summary: dict[str, float], base: dict[str, float], prefix: str) -> dict[str, float]:
+    row = dict(summary)
+    row["delta_pct"] = delta_pct(summary["corr"], base["corr"])
+    return {f"{prefix}_{k}": row[k] for k in STATS}
+
+
+def models_table(spec: Mapping[str, Any]) -> pd.DataFrame:
+    """Tables 1-3: rows = ``spec['models']``, delta vs ``spec['baseline']`` per site (and
+    per fraction when ``spec['fractions']`` is given)."""
+    labels = spec.get("labels") or {}
+    metrics = spec["metrics"]
+    fractions = spec.get("fractions")
+    per_fraction = bool(fractions)
+    fractions = fractions or [spec.get("fraction", "f100")]
+    cache: dict[tuple[str, str, str], dict[str, float]] = {}
+
+    def summary(site: str, model: str, fraction: str) -> dict[str, float]:
+        key = (site, model, fraction)
+        if key not in cache:
+            cache[key] = model_summary(_load(metrics, site, model, fraction))
+        return cache[key]
+
+    rows = []
+    for model in spec["models"]:
+        row: dict[str, Any] = {"model": labels.get(model, model), "key": model}
+        for site in spec["sites"]:
+            for fraction in fractions:
+                prefix = f"{site}_{fraction}" if per_fraction else site
+                row.update(_cells(summary(site, model, fraction),
+                                  summary(site, spec["baseline"], fraction), prefix))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def appendix_table(spec: Mapping[str, Any]) -> pd.DataFrame:
+    """Appendix table: one row per ``spec['rows']`` entry, delta vs its ``versus`` model."""
+    labels = spec.get("labels") or {}
+    fraction = spec.get("fraction", "f100")
+    rows = []
+    for entry in spec["rows"]:
+        model, versus = entry["model"], entry["versus"]
+        row: dict[str, Any] = {"section": entry["section"], "model": labels.get(model, model),
+                               "key": model, "versus": labels.get(versus, versus)}
+        for site in spec["sites"]:
+            row.update(_cells(model_summary(_load(spec["metrics"], site, model, fraction)),
+                              model_summary(_load(spec["metrics"], site, versus, fraction)),
+                              site))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def build_table(spec: Mapping[str, Any]) -> pd.DataFrame:
+    """Dispatch on the spec: ``rows`` -> appendix table, otherwise a models table."""
+    return appendix_table(spec) if "rows" in spec else models_table(spec)
+
+
+ROUNDING = {"corr": 4, "corr_sem": 4, "delta_pct": 2, "pt_j": 3, "pt_s": 3}
+
+
+def rounded(df: pd.DataFrame) -> pd.DataFrame:
+    """Round for printing (CORR 4 decimals, delta 2, PT 3); counts stay integers."""
+    out = df.copy()
+    for col in out.columns:
+        # longest suffix first: "_corr_sem" must not be taken for "_corr"
+        for stat in sorted(ROUNDING, key=len, reverse=True):
+            if col.endswith(f"_{stat}"):
+                out[col] = out[col].astype(float).round(ROUNDING[stat])
+                break
+    return out
+
+
+def _sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _metric_paths(spec: Mapping[str, Any]) -> list[str]:
+    return sorted({p for site in spec["metrics"].values() for model in site.values()
+                   for p in model.values()})
+
+
+def sidecar(spec: Mapping[str, Any], df: pd.DataFrame) -> dict[str, Any]:
+    """What made a table: its spec, the config sections, the seeds, the code, the inputs."""
+    paths = _metric_paths(spec)
+    return {
+        "table": spec.get("table", ""),
+        "columns": list(df.columns),
+        "units": {"corr": "Pearson r", "delta_pct": "percent of the baseline's corr",
+                  "pt_j": "percent (mean PT_J x 100)", "pt_s": "percent (mean PT_S x 100)"},
+        "spec": {k: v for k, v in spec.items() if k not in ("metrics", "provenance")},
+        "provenance": spec.get("provenance", {}),
+        "code_version": code_version(),
+        "inputs": {p: _sha256(p) for p in paths},
+    }
+
+
+def write_table(spec: Mapping[str, Any], out: str | Path, meta: str | Path | None = None
+                ) -> pd.DataFrame:
+    """Build the table, write it as CSV (and the JSON sidecar); returns the unrounded table."""
+    df = build_table(spec)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rounded(df).to_csv(out, index=False)
+    if meta is not None:
+        Path(meta).write_text(json.dumps(sidecar(spec, df), indent=1, sort_keys=True,
+                                         default=str) + "\n")
+    return df
+
+
+def parameters_table(spec: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Parameter counts of the architectures a run uses (its widths), beside the paper's.
+
+    ``spec`` maps an architecture name to its effective spec (``ArchitectureSpec.to_dict()``).
+    """
+    from sacnn.models import NAMED_ARCHITECTURES, parameter_table, spec_from_dict
+
+    specs = {}
+    for name, d in spec.items():
+        fields = {k: v for k, v in d.items() if k not in ("name", "label")}
+        specs[name] = spec_from_dict(name, fields)
+    df = parameter_table(specs)
+    paper = parameter_table({n: NAMED_ARCHITECTURES[n] for n in specs if n in NAMED_ARCHITECTURES})
+    paper = paper.set_index("architecture")
+    df["paper_channels"] = [paper["channels"].get(n, pd.NA) for n in df["architecture"]]
+    df["paper_parameters"] = [paper["parameters"].get(n, pd.NA) for n in df["architecture"]]
+    return df
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sacnn.tables", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("table", help="one of the paper's tables from metrics.csv files")
+    t.add_argument("--spec", required=True, help="JSON: sites, models/rows, baseline, "
+                   "fraction(s), labels, metrics {site: {model: {fraction: path}}}, provenance")
+    t.add_argument("--out", required=True, type=Path)
+    t.add_argument("--meta", type=Path, help="JSON sidecar (config, seeds, code, inputs)")
+    q = sub.add_parser("parameters", help="parameter counts of the architectures used")
+    q.add_argument("--spec", required=True, help="JSON: {name: architecture spec dict}")
+    q.add_argument("--out", required=True, type=Path)
+    args = p.parse_args(argv)
+    spec = json.loads(args.spec)
+    if args.command == "table":
+        df = write_table(spec, args.out, args.meta)
+    else:
+        df = parameters_table(spec)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(args.out, index=False)
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print(rounded(df) if args.command == "table" else df)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

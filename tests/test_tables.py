@@ -1,0 +1,120 @@
+"""sacnn.tables: the paper's tables from metrics.csv files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sacnn.evaluation import METRIC_COLUMNS
+from sacnn.tables import (
+    build_table,
+    delta_pct,
+    main,
+    model_summary,
+    parameters_table,
+    rounded,
+    write_table,
+)
+
+
+def metrics_csv(path, corr, pt_j=0.1, pt_s=0.2, site="s", model="m", fraction="f100"):
+    n = len(corr)
+    df = pd.DataFrame({
+        "site": site, "model": model, "label": model, "fraction": fraction,
+        "neuron": range(n), "corr": corr, "pt_j": pt_j, "pt_s": pt_s, "feve": 0.0,
+        "cc_norm": 0.0, "best_epoch": 1, "n_val_images": 100,
+    })[METRIC_COLUMNS]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.fixture
+def spec(tmp_path):
+    metrics = {}
+    values = {"base": [0.4, 0.5, 0.6], "sa": [0.5, 0.6, np.nan]}
+    for site in ("A", "B"):
+        for model, corr in values.items():
+            for fraction in ("f100", "f25"):
+                path = tmp_path / site / model / fraction / "metrics.csv"
+                metrics.setdefault(site, {}).setdefault(model, {})[fraction] = metrics_csv(
+                    path, corr, pt_j=[0.1, 0.0, 0.2], site=site, model=model, fraction=fraction)
+    return {"table": "table1", "sites": ["A", "B"], "models": ["base", "sa"],
+            "baseline": "base", "fraction": "f100", "labels": {"base": "ff-CNN", "sa": "ff+sa"},
+            "metrics": metrics, "provenance": {"seeds": {"training": 0}}}
+
+
+def test_model_summary_and_delta():
+    df = pd.DataFrame({"corr": [0.4, 0.6, np.nan], "pt_j": [0.1, 0.3, 0.2],
+                       "pt_s": [0.2, 0.2, 0.2]})
+    s = model_summary(df)
+    assert s["corr"] == pytest.approx(0.5) and s["n"] == 2 and s["n_undefined"] == 1
+    assert s["corr_sem"] == pytest.approx(np.std([0.4, 0.6], ddof=1) / np.sqrt(2))
+    assert s["pt_j"] == pytest.approx(20.0) and s["pt_s"] == pytest.approx(20.0)  # percent
+    assert delta_pct(0.416, 0.393) == pytest.approx(5.852, abs=1e-3)
+    assert np.isnan(delta_pct(0.4, 0.0))
+
+
+def test_models_table_rows_and_columns(spec):
+    df = build_table(spec)
+    assert list(df["model"]) == ["ff-CNN", "ff+sa"] and list(df["key"]) == ["base", "sa"]
+    row = df.set_index("key").loc["sa"]
+    assert row["A_corr"] == pytest.approx(0.55)
+    assert row["A_delta_pct"] == pytest.approx(10.0)
+    assert row["A_n_undefined"] == 1 and row["A_n"] == 2
+    assert df.set_index("key").loc["base", "B_delta_pct"] == 0.0
+
+
+def test_fraction_table_has_columns_per_site_and_fraction(spec):
+    spec = dict(spec, sites=["A"], fractions=["f25", "f100"])
+    df = build_table(spec)
+    assert {"A_f25_corr", "A_f25_delta_pct", "A_f100_pt_s"} <= set(df.columns)
+
+
+def test_appendix_table_compares_each_row_with_its_versus(spec):
+    spec = dict(spec, rows=[{"section": "A.1", "model": "sa", "versus": "base"},
+                            {"section": "A.2", "model": "base", "versus": "base"}])
+    df = build_table(spec)
+    assert list(df["section"]) == ["A.1", "A.2"] and list(df["versus"]) == ["ff-CNN"] * 2
+    assert df["A_delta_pct"].tolist() == pytest.approx([10.0, 0.0])
+
+
+def test_missing_metrics_are_named(spec):
+    spec = dict(spec, models=["base", "nope"])
+    with pytest.raises(ValueError, match="nope"):
+        build_table(spec)
+
+
+def test_write_table_and_sidecar(spec, tmp_path):
+    out, meta = tmp_path / "t" / "table1.csv", tmp_path / "t" / "table1.json"
+    write_table(spec, out, meta)
+    df = pd.read_csv(out)
+    assert df.loc[0, "A_corr"] == 0.5
+    side = json.loads(meta.read_text())
+    assert side["code_version"] and side["provenance"]["seeds"]["training"] == 0
+    assert len(side["inputs"]) == 8 and "metrics" not in side["spec"]
+
+
+def test_rounding_keeps_counts_and_rounds_by_stat():
+    df = pd.DataFrame({"A_corr": [0.123456], "A_corr_sem": [0.0123456], "A_delta_pct": [1.23456],
+                       "A_pt_j": [0.123456], "A_n": [3]})
+    r = rounded(df)
+    assert r.loc[0, "A_corr"] == 0.1235 and r.loc[0, "A_corr_sem"] == 0.0123
+    assert r.loc[0, "A_delta_pct"] == 1.23 and r.loc[0, "A_pt_j"] == 0.123
+    assert r.loc[0, "A_n"] == 3
+
+
+def test_parameters_table_shows_run_and_paper_widths(tmp_path):
+    from sacnn.models import NAMED_ARCHITECTURES
+
+    narrow = NAMED_ARCHITECTURES["ff-CNN"].to_dict() | {"channels": 8}
+    df = parameters_table({"ff-CNN": narrow})
+    row = df.iloc[0]
+    assert row["channels"] == 8 and row["paper_channels"] == 32
+    assert row["parameters"] < row["paper_parameters"]
+    out = tmp_path / "p.csv"
+    assert main(["parameters", "--spec", json.dumps({"ff-CNN": narrow}), "--out", str(out)]) == 0
+    assert pd.read_csv(out).loc[0, "architecture"] == "ff-CNN"

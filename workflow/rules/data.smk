@@ -1,0 +1,41 @@
+# Raw data: simulate a site (embedded default) or read the reference layout, then ingest it
+# into the canonical dataset (docs/data-format.md).
+
+
+rule simulate_site:
+    output:
+        train_img="resources/{site}/train_img_{site}.npy",
+        train_rsp="resources/{site}/trainRsp_{site}.npy",
+        val_img="resources/{site}/val_img_{site}.npy",
+        val_rsp="resources/{site}/valRsp_{site}.npy",
+        options="resources/{site}/site.yaml",
+        truth="resources/{site}/truth_{site}.nc",
+    log:
+        "results/logs/simulate/{site}.log",
+    wildcard_constraints:
+        site=_alternatives([s for s in SITES if is_simulated(s)]),
+    conda:
+        "../envs/sacnn.yaml"
+    params:
+        settings=simulate_args,
+    shell:
+        "python -m sacnn.simulate resources/{wildcards.site} --site {wildcards.site}"
+        " {params.settings} > {log} 2>&1"
+
+
+rule ingest_site:
+    input:
+        raw_inputs,
+    output:
+        "results/{site}/dataset.nc",
+    log:
+        "results/logs/ingest/{site}.log",
+    conda:
+        "../envs/sacnn.yaml"
+    params:
+        raw=lambda wildcards: site_raw_dir(wildcards.site),
+        files=lambda wildcards: site_files(wildcards.site),
+        options=ingest_options,
+    shell:
+        "python -m sacnn.data ingest {params.raw:q} {params.files:q} --out {output:q}"
+        " --options-json {params.options:q} > {log} 2>&1"

@@ -1,0 +1,44 @@
+# The paper's tables from the per-neuron metrics (sacnn.tables), each with a JSON sidecar
+# recording the config, the code version, the seeds and the input files.
+
+
+rule table:
+    input:
+        table_inputs,
+    output:
+        csv=report(
+            "results/{table}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
+        meta="results/{table}.json",
+    log:
+        "results/logs/tables/{table}.log",
+    localrule: True
+    conda:
+        "../envs/sacnn.yaml"
+    params:
+        spec=table_spec,
+    shell:
+        "python -m sacnn.tables table --spec {params.spec:q} --out {output.csv:q}"
+        " --meta {output.meta:q} > {log} 2>&1"
+
+
+rule parameter_table:
+    output:
+        report(
+            "results/tables/parameters.csv",
+            caption="../report/parameters.rst",
+            category="Tables",
+            labels={"table": "parameters"},
+        ),
+    log:
+        "results/logs/tables/parameters.log",
+    localrule: True
+    conda:
+        "../envs/sacnn.yaml"
+    params:
+        spec=parameter_spec(),
+    shell:
+        "python -m sacnn.tables parameters --spec {params.spec:q} --out {output:q} > {log} 2>&1"

@@ -1,0 +1,35 @@
+# One job per (site, model, data fraction, neuron chunk). An incremental stage reads the
+# weights of the stage it starts from for the same site, fraction and chunk.
+
+
+rule train_chunk:
+    input:
+        dataset="results/{site}/dataset.nc",
+        init=init_weights,
+    output:
+        weights="results/{site}/models/{model}/{fraction}/chunk{chunk}/weights.pt",
+        predictions="results/{site}/models/{model}/{fraction}/chunk{chunk}/predictions.nc",
+    log:
+        "results/logs/train/{site}/{model}/{fraction}/chunk{chunk}.log",
+    conda:
+        "../envs/sacnn.yaml"
+    threads: config["resources"]["train"]["threads"]
+    resources:
+        mem_mb=config["resources"]["train"]["mem_mb"],
+        runtime=config["resources"]["train"]["runtime"],
+        gpu=config["resources"]["train"]["gpu"],
+    params:
+        # Only the config sections this model depends on (a rerun trigger).
+        settings=train_settings,
+        fraction=lambda wildcards: fraction_value(wildcards.fraction),
+        chunk_size=config["chunk_size"],
+        init=init_weights_arg,
+        # Not an output: Snakemake would delete it when a job fails, and it is what lets a
+        # killed or failed job resume from its last epoch (the trainer removes it on success).
+        checkpoint="results/{site}/models/{model}/{fraction}/chunk{chunk}/checkpoint.pt",
+    shell:
+        "python -m sacnn.training --settings {params.settings:q} --dataset {input.dataset:q}"
+        " --site {wildcards.site} --model {wildcards.model} --fraction {params.fraction}"
+        " --chunk {wildcards.chunk} --chunk-size {params.chunk_size} {params.init}"
+        " --weights {output.weights:q} --predictions {output.predictions:q}"
+        " --checkpoint {params.checkpoint:q} --workers {threads} > {log} 2>&1"
