@@ -26,12 +26,19 @@ BODY = '''import json
 from IPython.display import Image, display
 
 from sacnn.plots import {fig}
+from sacnn.provenance import code_version
 
+# Provenance in the files themselves: code version, settings and inputs (the inputs carry
+# the config and seeds of the runs they come from). No creation date: same inputs, same bytes.
+version = f"sacnn {{code_version()}}"
+print(version)
 fig = {fig}.make(json.loads(inputs_json), json.loads(params_json))
 if out_pdf:
-    fig.savefig(out_pdf)
+    fig.savefig(out_pdf, metadata={{"Creator": version, "Subject": params_json,
+                                    "Keywords": inputs_json, "CreationDate": None}})
 if out_png:
-    fig.savefig(out_png, dpi=150)
+    fig.savefig(out_png, dpi=150, metadata={{"Software": version, "Description": params_json,
+                                             "Source": inputs_json}})
     display(Image(filename=out_png))'''
 
 
