@@ -111,7 +111,7 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--neurons", type=int, nargs="+", default=[1, 8, 32, 128])
     p.add_argument("--architectures", nargs="+", default=["ff-CNN", "ff+sa-CNN"])
-    p.add_argument("--images", type=int, default=200, help="images per timed pass")
+    p.add_argument("--images", type=int, default=1000, help="images per timed pass (an epoch)")
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
