@@ -355,6 +355,11 @@ def figure_inputs(wildcards):
     return {
         "notebook": str(REPO / "workflow" / "notebooks" / f"{fig}.ipynb"),
         "module": str(REPO / "src" / "sacnn" / "plots" / f"{fig}.py"),
+        # Code every figure shares: editing it rebuilds every figure, as it should.
+        "shared": sorted(
+            str(p) for p in (REPO / "src" / "sacnn" / "plots").glob("_*.py")
+        )
+        + [str(REPO / "src" / "sacnn" / "analysis.py")],
         "data": _flatten_paths(figure_inputs_dict(fig)),
     }
 

@@ -1,6 +1,7 @@
 # One figure = one parameterised notebook (workflow/notebooks/<fig>.ipynb, a thin wrapper
 # around sacnn.plots.<fig>.make) run with papermill from the working directory. The notebook
-# and the plotting module are inputs, so editing one figure's code rebuilds that figure only.
+# and the plotting module are inputs, so editing one figure's code rebuilds that figure only;
+# the shared plotting helpers (plots/_*.py) and sacnn.analysis are inputs of every figure.
 
 
 rule figure:

@@ -9,43 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from matplotlib.figure import Figure
 
-from sacnn.analysis import pt_summary
-from sacnn.plots import _io, _style
+from sacnn.plots._pt_bars import pt_bars
 
 NAME = "fig6"
-MEASURES = {"pt_j": "PT$_J$ (%)", "pt_s": "PT$_S$ (%)"}
 
 
 def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
-    sites = _io.sites(params, NAME)
-    models = _io.models(params, NAME)
-    frame = _io.metrics(inputs, NAME, sites, models, params.get("fraction"))
-    summary = pt_summary(frame, tuple(MEASURES)).set_index(["site", "model", "measure"])
-    colours = _style.model_colours(models)
-    x = np.arange(len(models))
-    with _style.styled():
-        fig = _style.figure(1.1 * len(models) + 3.0, 2.0 * len(sites) + 0.4)
-        axes = fig.subplots(len(sites), len(MEASURES), squeeze=False)
-        for r, site in enumerate(sites):
-            for c, (measure, ylabel) in enumerate(MEASURES.items()):
-                ax = axes[r, c]
-                rows = [summary.loc[(site, m, measure)] for m in models]
-                means = [row["mean"] for row in rows]
-                sems = [row["sem"] for row in rows]
-                ax.bar(x, means, yerr=sems, capsize=2, color=[colours[m] for m in models],
-                       edgecolor="0.2", lw=0.5, error_kw={"lw": 0.8})
-                top = np.nanmax(np.add(means, np.nan_to_num(sems)), initial=0.0)
-                for xi, v, e in zip(x, means, sems, strict=True):
-                    ax.text(xi, np.nansum([v, e]), f"{v:.1f}", ha="center", va="bottom",
-                            fontsize=6)
-                ax.set_xticks(x, [_io.label(params, m) for m in models], rotation=30,
-                              ha="right")
-                ax.set_ylabel(ylabel)
-                n = int(rows[0]["n"])
-                ax.set_title(f"{site} ({n} neurons)" if c == 0 else site)
-                ax.set_ylim(0, max(1.0, 1.15 * float(top)))
-        fig.suptitle("Peak tuning indices: mean over neurons ± SEM", fontsize=8)
-    return fig
+    return pt_bars(inputs, params, NAME)
