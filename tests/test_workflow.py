@@ -213,13 +213,14 @@ def test_paper_config_dry_run_on_reference_layout(tmp_path):
 def tiny_run(tmp_path_factory):
     """The tiny config through every rule (tables; figures when the notebooks exist).
 
-    It runs a copy of workflow/ and src/sacnn/plots/ (the figure rules' file inputs) so that a
-    test can edit a plotting module without touching the repository.
+    It runs a copy of workflow/, src/sacnn/plots/ and src/sacnn/analysis.py (the figure rules'
+    file inputs) so that a test can edit a plotting module without touching the repository.
     """
     base = tmp_path_factory.mktemp("tiny")
     repo = base / "repo"
     shutil.copytree(ROOT / "workflow", repo / "workflow")
     shutil.copytree(ROOT / "src" / "sacnn" / "plots", repo / "src" / "sacnn" / "plots")
+    shutil.copy(ROOT / "src" / "sacnn" / "analysis.py", repo / "src" / "sacnn" / "analysis.py")
     work = workdir_with(base / "work", TINY)
     targets = [f"results/{t}.csv" for t in TABLE_ROWS] + ["results/tables/parameters.csv"]
     if notebooks_present():
