@@ -19,7 +19,7 @@ from sacnn.data.preprocess import (
     permutation_rank,
     scale_responses,
 )
-from sacnn.data.raw import RawSite, read_site
+from sacnn.data.raw import RawSite, load_netcdf, read_site
 from sacnn.data.validate import (
     DataValidationError,
     check_finite_responses,
@@ -247,13 +247,7 @@ def validate_canonical(ds: xr.Dataset, path: str | Path = "<dataset>") -> None:
 def open_dataset(path: str | Path) -> xr.Dataset:
     """Open a canonical NetCDF fully into memory (the file is closed again) and validate it."""
     path = Path(path)
-    if not path.exists():
-        raise DataValidationError(path, "dataset", "an existing canonical NetCDF file", "missing")
-    try:
-        with xr.open_dataset(path, engine="netcdf4") as ds:
-            ds = ds.load()
-    except Exception as exc:
-        raise DataValidationError(path, "dataset", "a readable NetCDF4 file", str(exc)) from exc
+    ds = load_netcdf(path)
     if "train_holdout" in ds and ds["train_holdout"].dtype.kind != "b":
         ds["train_holdout"] = ds["train_holdout"].astype(bool)
     validate_canonical(ds, path)

@@ -238,17 +238,22 @@ _NC_DIMS = {
 }
 
 
-def read_netcdf(site_dir: Path, site: str, opts: IngestOptions) -> RawSite:
+def load_netcdf(path: Path):
+    """Read a NetCDF file fully into memory (the file is closed again), with clear errors."""
     import xarray as xr
 
-    path = netcdf_path(site_dir, site)
     if not path.exists():
         raise DataValidationError(path, "dataset", "an existing NetCDF file", "missing file")
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
-            ds = ds.load()
+            return ds.load()
     except Exception as exc:
         raise DataValidationError(path, "dataset", "a readable NetCDF4 file", str(exc)) from exc
+
+
+def read_netcdf(site_dir: Path, site: str, opts: IngestOptions) -> RawSite:
+    path = netcdf_path(site_dir, site)
+    ds = load_netcdf(path)
     for name, dims in _NC_DIMS.items():
         if name not in ds:
             raise DataValidationError(path, name, f"a variable with dims {dims}", "missing")

@@ -14,33 +14,9 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from sacnn.analysis import architecture_layers, spec_of
 from sacnn.plots import _io, _style
+from sacnn.plots._blocks import COLOURS, block_text
 
 NAME = "fig2"
-
-COLOURS = {"input": "#eeeeee", "alpha": "#9ecae1", "beta": "#a1d99b", "sa": "#fdae6b",
-           "readout": "#bcbddc"}
-
-
-def box_text(row: dict[str, Any], spec) -> str:
-    """The text of one block: what it is, its settings and its output shape."""
-    c, s = row["channels"], row["size"]
-    if row["kind"] == "input":
-        return f"input\n1×{s}×{s}"
-    if row["kind"] == "alpha":
-        return f"αCPB\nconv {row['kernel']}×{row['kernel']}, pool 2\n→ {c}×{s}×{s}"
-    if row["kind"] == "beta":
-        k = row["kernel"]
-        return f"βCPB\nconv {k}×{k}\n→ {c}×{s}×{s}"
-    if row["kind"] == "sa":
-        gamma = "True" if row["v_mapping"] else "False"
-        return f"SA\nγ={gamma}, d={row['attention_dim']}\n→ {c}×{s}×{s}"
-    size = spec.output_size
-    if row["readout"] == "ctl":
-        return f"CTL\ncentre hypercol.\n{spec.channels}→1"
-    if row["readout"] == "fcl":
-        return f"FCL\n{spec.channels}×{size}×{size}\n= {row['inputs']}→1"
-    return (f"FCL (decomposed)\ncentre {spec.channels}→1\n"
-            f"surround {spec.channels * (size * size - 1)}→1\ncombine 2→1")
 
 
 def draw_chain(ax, spec, title: str) -> None:
@@ -52,7 +28,7 @@ def draw_chain(ax, spec, title: str) -> None:
         x = i * (width + gap)
         ax.add_patch(FancyBboxPatch((x, 0.0), width, 1.0, boxstyle="round,pad=0.02",
                                     fc=COLOURS[row["kind"]], ec="0.3", lw=0.7))
-        ax.text(x + width / 2, 0.5, box_text(row, spec), ha="center", va="center",
+        ax.text(x + width / 2, 0.5, block_text(row, spec), ha="center", va="center",
                 fontsize=6)
         if i < n - 1:
             ax.add_patch(FancyArrowPatch((x + width + 0.02, 0.5), (x + width + gap - 0.02, 0.5),

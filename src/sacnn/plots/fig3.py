@@ -16,11 +16,10 @@ from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 
 from sacnn.analysis import architecture_layers, spec_of
 from sacnn.plots import _io, _style
+from sacnn.plots._blocks import COLOURS, block_text
 
 NAME = "fig3"
 
-COLOURS = {"input": "#eeeeee", "alpha": "#9ecae1", "beta": "#a1d99b", "sa": "#fdae6b",
-           "readout": "#bcbddc"}
 LOADED_EDGE = "#08306b"
 
 
@@ -35,21 +34,6 @@ def _pairs(load: Any) -> list[tuple[str, str]]:
 
 def _covered(group: str, prefixes: list[str]) -> bool:
     return any(group == p or group.startswith(p + ".") for p in prefixes)
-
-
-def _text(row: dict[str, Any], spec) -> str:
-    c, s = row["channels"], row["size"]
-    if row["kind"] == "input":
-        return f"input\n1×{s}×{s}"
-    if row["kind"] == "alpha":
-        return f"αCPB\n{row['kernel']}×{row['kernel']}, pool 2\n→ {c}×{s}×{s}"
-    if row["kind"] == "beta":
-        return f"βCPB\n{row['kernel']}×{row['kernel']}\n→ {c}×{s}×{s}"
-    if row["kind"] == "sa":
-        return f"SA\nγ={'True' if row['v_mapping'] else 'False'}\n→ {c}×{s}×{s}"
-    if row["readout"] == "ctl":
-        return f"CTL\n{spec.channels}→1"
-    return f"FCL\n{row['inputs']}→1"
 
 
 def _box(ax, x, y, w, h, text, colour, frozen, loaded, fontsize=6) -> None:
@@ -84,7 +68,7 @@ def draw_stage(ax, spec, stage: Mapping[str, Any] | None, title: str) -> None:
                      _covered(g, loaded) or _covered("readout", loaded), fontsize=5.5)
         else:
             frz = row["kind"] != "input" and _covered(group, freeze)
-            _box(ax, x, 0.0, w, 1.0, _text(row, spec), COLOURS[row["kind"]], frz,
+            _box(ax, x, 0.0, w, 1.0, block_text(row, spec, compact=True), COLOURS[row["kind"]], frz,
                  row["kind"] != "input" and _covered(group, loaded))
         if i < len(rows) - 1:
             ax.add_patch(FancyArrowPatch((x + w + 0.02, 0.5), (x + w + gap - 0.02, 0.5),

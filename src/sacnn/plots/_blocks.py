@@ -1,0 +1,39 @@
+"""Block colours and box labels shared by the architecture diagrams (Fig. 2 and Fig. 3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLOURS = {"input": "#eeeeee", "alpha": "#9ecae1", "beta": "#a1d99b", "sa": "#fdae6b",
+           "readout": "#bcbddc"}
+
+
+def block_text(row: dict[str, Any], spec, compact: bool = False) -> str:
+    """The label of one block (a row of ``sacnn.analysis.architecture_layers``).
+
+    ``compact`` drops the details that do not fit the smaller boxes of Fig. 3 (the word
+    "conv", the attention width, the readout's input layout).
+    """
+    c, s = row["channels"], row["size"]
+    shape = f"→ {c}×{s}×{s}"
+    if row["kind"] == "input":
+        return f"input\n1×{s}×{s}"
+    conv = "" if compact else "conv "
+    if row["kind"] == "alpha":
+        return f"αCPB\n{conv}{row['kernel']}×{row['kernel']}, pool 2\n{shape}"
+    if row["kind"] == "beta":
+        return f"βCPB\n{conv}{row['kernel']}×{row['kernel']}\n{shape}"
+    if row["kind"] == "sa":
+        gamma = "True" if row["v_mapping"] else "False"
+        width = "" if compact else f", d={row['attention_dim']}"
+        return f"SA\nγ={gamma}{width}\n{shape}"
+    size = spec.output_size
+    if row["readout"] == "ctl":
+        return f"CTL\n{spec.channels}→1" if compact else \
+            f"CTL\ncentre hypercol.\n{spec.channels}→1"
+    if compact:
+        return f"FCL\n{row['inputs']}→1"
+    if row["readout"] == "fcl":
+        return f"FCL\n{spec.channels}×{size}×{size}\n= {row['inputs']}→1"
+    return (f"FCL (decomposed)\ncentre {spec.channels}→1\n"
+            f"surround {spec.channels * (size * size - 1)}→1\ncombine 2→1")
