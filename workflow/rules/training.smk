@@ -32,4 +32,5 @@ rule train_chunk:
         " --site {wildcards.site} --model {wildcards.model} --fraction {params.fraction}"
         " --chunk {wildcards.chunk} --chunk-size {params.chunk_size} {params.init}"
         " --weights {output.weights:q} --predictions {output.predictions:q}"
-        " --checkpoint {params.checkpoint:q} --workers {threads} > {log} 2>&1"
+        " --checkpoint {params.checkpoint:q} --workers {threads} --gpus {resources.gpu}"
+        " > {log} 2>&1"

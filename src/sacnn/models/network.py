@@ -5,9 +5,9 @@ Dropout2d, valid convolutions, no dropout after the last block. Two deliberate d
 both function-preserving (see docs/reproduction-notes.md): convolutions that feed a batch norm
 have no bias, and the attention key projection has no bias (their gradients are exactly zero).
 
-Dropout masks can be passed in explicitly. The trainer draws them from per-neuron generators,
-so a neuron's masks do not depend on which other neurons share its chunk or on the execution
-strategy (per-model loop or vmap over stacked parameters).
+Dropout masks can be passed in explicitly. The trainer draws them with the counter-based hash
+of :mod:`sacnn.models.dropout`, so a neuron's masks do not depend on which other neurons share
+its chunk or on the execution strategy (per-model loop or stacked models on a GPU).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sacnn.models.dropout import dropout_masks
 from sacnn.models.specs import ArchitectureSpec, SpecError
 
 
@@ -197,17 +198,19 @@ class Network(nn.Module):
         """Channels of each dropout site, in forward order (one mask per site)."""
         return [self.spec.channels for g, i in self.order if getattr(self, g)[i].p > 0]
 
-    def draw_masks(self, batch: int, generator: torch.Generator,
+    def draw_masks(self, batch: int, key: int, step: int,
                    dtype: torch.dtype = torch.float32) -> list[Tensor]:
-        """Dropout2d masks for every site, drawn from ``generator`` in a fixed order.
+        """Dropout2d masks (B, C, 1, 1) for every site at optimiser step ``step``.
 
-        Masks are drawn for all sites, frozen ones included, so a neuron's random stream
-        does not depend on which blocks a stage freezes.
+        ``key`` is the neuron's :func:`~sacnn.models.dropout.neuron_key`. Masks are drawn
+        for all sites, frozen ones included, and depend on (key, step) alone: the stacked
+        GPU path draws the same masks for this neuron whatever its chunk.
         """
-        keep = 1.0 - self.spec.dropout
-        return [torch.bernoulli(torch.full((batch, ch, 1, 1), keep, dtype=dtype),
-                                generator=generator) / keep
-                for ch in self.dropout_channels()]
+        channels = self.dropout_channels()
+        if not channels:
+            return []
+        masks = dropout_masks([key], [step], batch, channels, self.spec.dropout, dtype)
+        return [masks[0, s, 0, :, :c].reshape(batch, c, 1, 1) for s, c in enumerate(channels)]
 
     # -- forward ------------------------------------------------------------------------
     def features(self, x: Tensor, masks: Sequence[Tensor] | None = None) -> Tensor:

@@ -18,11 +18,12 @@ from typing import Any
 import yaml
 
 from sacnn.data import open_dataset, training_arrays
-from sacnn.models import get_architecture
+from sacnn.models import SpecError, get_architecture
 from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
 from sacnn.training.outputs import predictions_dataset, save_weights, write_netcdf
 from sacnn.training.runners import tune_glibc_malloc
-from sacnn.training.trainer import train_chunk
+from sacnn.training.state import CheckpointError
+from sacnn.training.trainer import resolve_device, train_chunk
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -68,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--predictions", required=True, type=Path, help="output: predictions (.nc)")
     p.add_argument("--checkpoint", type=Path, help="resume file, rewritten every epoch")
     p.add_argument("--workers", type=int, help="worker processes (overrides the config)")
+    p.add_argument("--gpus", type=int, default=0,
+                   help="GPUs this job was given (the workflow passes its 'gpu' resource); "
+                        "with device 'auto' the job then fails rather than train on the CPU")
     p.add_argument("--log", type=Path, help="log file (default: stderr)")
     args = p.parse_args(argv)
 
@@ -79,11 +83,19 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     tune_glibc_malloc()  # a training process: keep big activation blocks mapped
+    try:
+        return _train(args)
+    except (TrainingConfigError, CheckpointError, SpecError) as err:
+        raise SystemExit(f"sacnn.training: error: {err}") from err
+
+
+def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config) if args.config else json.loads(args.settings)
     training = dict(config.get("training") or {})
     if args.workers is not None:
         training["workers"] = args.workers
     cfg = TrainConfig.from_dict(training)
+    resolve_device(cfg, args.gpus)  # a GPU job without a usable GPU fails before any work
     stage = stage_from_config(config, args.model)
     spec = get_architecture(stage.architecture, config.get("architectures"))
     ds = open_dataset(args.dataset)
@@ -91,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     neurons = chunk_slice(args.chunk, args.chunk_size or n, n)
     data = training_arrays(ds, args.fraction, neurons=neurons)
     result = train_chunk(spec, stage, data, cfg, site=args.site, checkpoint=args.checkpoint,
-                         init_weights=args.init_weights)
+                         init_weights=args.init_weights, gpus=args.gpus)
     save_weights(result, spec, stage, cfg, args.site, args.weights)
     preds = predictions_dataset(
         result, spec, stage, cfg, args.site, data.val_image_ids, data.val_responses,

@@ -13,6 +13,7 @@ class TrainingConfigError(ValueError):
 
 STRATEGIES = ("auto", "per_model", "stacked", "reference")
 SELECTIONS = ("holdout", "validation")
+PRECISIONS = ("auto", "exact", "tf32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,11 @@ class TrainConfig:
     ``per_model`` (one model at a time per worker process; the fast path on a CPU),
     ``stacked`` (all models of the chunk at once with torch.func.vmap; the fast path on a
     GPU), ``reference`` (a plain in-process loop, kept for tests), ``auto`` (stacked on
-    CUDA, per_model otherwise).
+    CUDA, per_model otherwise). ``precision`` is the arithmetic of the stacked strategy:
+    ``exact`` (``dtype`` throughout), ``tf32`` (TF32 tensor-core products, CUDA), ``bf16``
+    (TF32, and the per-model kxk convolutions, nearly all the arithmetic, on bfloat16
+    operands with float32 accumulation; everything else float32), ``auto`` (the measured
+    GPU default, ``sacnn.training.trainer.GPU_PRECISION``, on CUDA; ``exact`` elsewhere).
     """
 
     epochs: int = 50
@@ -40,6 +45,7 @@ class TrainConfig:
     device: str = "auto"
     eval_batch_size: int = 500
     channels_last: bool = True
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -52,6 +58,7 @@ class TrainConfig:
             (self.workers >= 0, "workers", "an integer >= 0 (0: one per available core)"),
             (self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'"),
             (self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1"),
+            (self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}"),
             (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
              "'auto', 'cpu' or 'cuda[:N]'"),
         ]

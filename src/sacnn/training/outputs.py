@@ -77,6 +77,7 @@ def predictions_dataset(result: ChunkResult, spec: ArchitectureSpec, stage: Stag
             "stage": json.dumps(stage.__dict__, default=list),
             "training_config": json.dumps(cfg.to_dict(), sort_keys=True),
             "strategy": result.strategy,
+            "precision": result.meta.get("precision", ""),
             "device": result.device,
             "code_version": code_version(),
             "fingerprint": result.meta.get("fingerprint", ""),

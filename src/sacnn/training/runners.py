@@ -1,26 +1,26 @@
 """Execution strategies: how one epoch of a chunk's per-neuron models is computed.
 
-All strategies take the same inputs (per-neuron states, the epoch's shared batch order, a
-dropout seed per neuron) and return the same outputs, so they are interchangeable:
+All strategies take the same inputs (the chunk's stacked state, the epoch's shared batch order,
+a dropout key per neuron) and return the same outputs, so they are interchangeable:
 
 * ``reference``: a plain loop over ``nn.Module`` s in this process (the oracle for tests).
 * ``per_model``: the same loop, channels_last, one thread per model, spread over worker
   processes. On a CPU this is the fastest: a c=32 step already saturates a core, so stacking
   models only adds memory traffic (docs/performance.md).
-* ``stacked``: every model of the chunk in one vmapped call over stacked parameters
-  (``torch.func.functional_call`` + ``vmap``). On a GPU one tiny model per kernel launch
-  leaves the device idle; stacking fills it.
+* ``stacked``: every model of the chunk as one network over stacked parameters
+  (:class:`sacnn.models.stacked.StackedNetwork`: batched matmuls, shared first convolution).
+  On a GPU one tiny model per kernel launch leaves the device idle; stacking fills it.
 
 Per-neuron independence is exact: the loss is the sum over neurons of each neuron's own mean
-squared error, Adam is elementwise, and dropout masks come from each neuron's own generator.
+squared error, Adam is elementwise, and dropout masks are a function of (neuron key, step).
 """
 
 from __future__ import annotations
 
-import copy
 import ctypes
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,16 +28,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.func import functional_call, vmap
 
 from sacnn.models import ArchitectureSpec, Network, build_network
+from sacnn.models.dropout import dropout_masks
+from sacnn.models.stacked import StackedNetwork
 from sacnn.training.state import (
+    ChunkState,
     NeuronState,
     adam_state_of,
     make_adam,
     model_state,
-    stack_states,
-    unstack_states,
 )
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -67,9 +67,9 @@ class ModelSetup:
 
 @dataclass
 class EpochResult:
-    """States after the epoch, each neuron's mean training loss and its predictions."""
+    """The chunk's state after the epoch, each neuron's mean training loss, predictions."""
 
-    states: list[NeuronState]
+    state: ChunkState
     losses: np.ndarray
     predictions: dict[str, np.ndarray]
 
@@ -77,13 +77,12 @@ class EpochResult:
 # -- one model at a time ----------------------------------------------------------------
 
 def train_one_epoch(net: Network, setup: ModelSetup, state: NeuronState, x: Tensor, y: Tensor,
-                    order: Tensor, dropout_seed: int) -> tuple[NeuronState, float]:
+                    order: Tensor, dropout_key: int) -> tuple[NeuronState, float]:
     """Train one neuron's model for one epoch over ``order``; returns the new state."""
     net.load_state_dict(state.model)
     net.train()
     params = {n: p for n, p in net.named_parameters() if p.requires_grad}
     opt = make_adam(params, setup.learning_rate, state.adam, state.step)
-    gen = torch.Generator().manual_seed(int(dropout_seed))
     dtype = DTYPES[setup.dtype]
     total, steps = 0.0, 0
     for start in range(0, len(order), setup.batch_size):
@@ -91,7 +90,7 @@ def train_one_epoch(net: Network, setup: ModelSetup, state: NeuronState, x: Tens
         xb = x[idx]
         if setup.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        masks = net.draw_masks(len(idx), gen, dtype)
+        masks = net.draw_masks(len(idx), dropout_key, state.step + steps, dtype)
         loss = F.mse_loss(net(xb, masks), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -134,13 +133,13 @@ class InProcessRunner:
         self.net = setup.network()
         self.single_thread = single_thread
 
-    def run_epoch(self, states: Sequence[NeuronState], order: Tensor,
-                  seeds: Sequence[int]) -> EpochResult:
+    def run_epoch(self, state: ChunkState, order: Tensor, keys: Sequence[int]) -> EpochResult:
+        states = state.neurons()
         threads = torch.get_num_threads()
         if self.single_thread:
             torch.set_num_threads(1)
         try:
-            outs = [_per_model_epoch(self.net, self.setup, s, self.x, self.y[i], order, seeds[i],
+            outs = [_per_model_epoch(self.net, self.setup, s, self.x, self.y[i], order, keys[i],
                                      self.eval_x) for i, s in enumerate(states)]
         finally:
             torch.set_num_threads(threads)
@@ -213,10 +212,9 @@ class PoolRunner:
         self.pool = ctx.Pool(workers, initializer=_init_worker,
                              initargs=(setup, shared[0], shared[1], shared_eval))
 
-    def run_epoch(self, states: Sequence[NeuronState], order: Tensor,
-                  seeds: Sequence[int]) -> EpochResult:
+    def run_epoch(self, state: ChunkState, order: Tensor, keys: Sequence[int]) -> EpochResult:
         order_np = order.numpy()
-        tasks = [(i, _to_numpy(s), order_np, seeds[i]) for i, s in enumerate(states)]
+        tasks = [(i, _to_numpy(s), order_np, keys[i]) for i, s in enumerate(state.neurons())]
         outs = [(_from_numpy(s), loss, preds)
                 for s, loss, preds in self.pool.imap(_worker_epoch, tasks, chunksize=1)]
         return _collect(outs)
@@ -228,97 +226,137 @@ class PoolRunner:
 
 def _collect(outs: list[tuple[NeuronState, float, dict[str, np.ndarray]]]) -> EpochResult:
     keys = outs[0][2].keys() if outs else []
-    return EpochResult(states=[o[0] for o in outs], losses=np.array([o[1] for o in outs]),
+    return EpochResult(state=ChunkState.from_neurons([o[0] for o in outs]),
+                       losses=np.array([o[1] for o in outs]),
                        predictions={k: np.stack([o[2][k] for o in outs]) for k in keys})
 
 
 # -- all models of the chunk at once ----------------------------------------------------
 
+PRECISIONS = ("exact", "tf32", "bf16")
+
+
+@contextmanager
+def precision_context(precision: str) -> Iterator[None]:
+    """Tensor-core arithmetic of a stacked step: ``exact`` (none: every product in the
+    parameters' dtype), ``tf32`` (float32 storage, TF32 products in matmuls and cuDNN) or
+    ``bf16`` (TF32 as well, and the per-model kxk convolutions on bfloat16 operands with
+    float32 accumulation: :class:`StackedNetwork`'s ``conv_dtype``)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    tf32 = precision != "exact"
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
+#: Dropout masks are drawn for this many elements (steps x sites x neurons x batch x
+#: channels) at a time: few kernel launches per step, bounded memory.
+MASK_BLOCK_ELEMENTS = 1 << 24
+#: Elements of the largest activation one evaluation forward may hold (N models x images).
+EVAL_ELEMENT_BUDGET = 1 << 29
+
+
 class StackedRunner:
-    """All neurons of the chunk in one vmapped forward/backward over stacked parameters."""
+    """All neurons of the chunk in one forward/backward (:class:`StackedNetwork`).
+
+    The chunk's state stays on the device between epochs; dropout masks are computed on the
+    device from each neuron's key and the step (:mod:`sacnn.models.dropout`); the loss is
+    the sum over neurons of each neuron's mean squared error, so gradients do not mix.
+    """
 
     def __init__(self, setup: ModelSetup, x: Tensor, y: Tensor, eval_x: dict[str, Tensor],
-                 device: torch.device) -> None:
+                 device: torch.device, precision: str = "exact", conv: str = "grouped") -> None:
         self.setup = setup
         self.device = device
+        self.precision = precision
         self.x = x.to(device)
         self.y = y.to(device)
         self.eval_x = {k: v.to(device) for k, v in eval_x.items()}
-        self.template = setup.network()  # draws masks and names trainable parameters
-        self.trainable = [n for n, p in self.template.named_parameters() if p.requires_grad]
-        self.base = copy.deepcopy(self.template).to("meta")
+        template = setup.network()
+        self.trainable = [n for n, p in template.named_parameters() if p.requires_grad]
+        self.dropout_channels = template.dropout_channels()
+        self.net = StackedNetwork(setup.spec, setup.freeze, setup.frozen_mode, conv,
+                                  conv_dtype=torch.bfloat16 if precision == "bf16" else None)
+        largest = max(setup.spec.channels * (setup.spec.input_size - 4) ** 2, 1)
+        self.eval_largest = largest
 
-    def _loss(self, params: dict, rest: dict, x: Tensor, y: Tensor, masks: list[Tensor]
-              ) -> Tensor:
-        out = functional_call(self.base, (params, rest), (x,), {"masks": masks})
-        return torch.mean((out - y) ** 2)
-
-    def _forward(self, params: dict, rest: dict, x: Tensor) -> Tensor:
-        return functional_call(self.base, (params, rest), (x,))
+    def split(self, state: ChunkState) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Fresh device copies: trainable parameters (leaf tensors) and everything else."""
+        model = {k: v.to(self.device).detach().clone() for k, v in state.model.items()}
+        params = {n: model[n].requires_grad_(True) for n in self.trainable}
+        rest = {k: v for k, v in model.items() if k not in params}
+        return params, rest
 
     def stacked_loss(self, params: dict, rest: dict, x: Tensor, y: Tensor,
-                     masks: list[Tensor]) -> Tensor:
-        """Each neuron's mean squared error, shape (N,); y is (N, B), masks (N, B, C, 1, 1)."""
-        return vmap(self._loss, in_dims=(0, 0, None, 0, 0))(params, rest, x, y, masks)
+                     masks: Sequence[Tensor]) -> Tensor:
+        """Each neuron's mean squared error, shape (N,); y is (N, B)."""
+        with precision_context(self.precision):
+            out = self.net({**params, **rest}, x, masks, training=True)
+        return torch.mean((out.to(y.dtype) - y) ** 2, dim=1)
 
-    def split(self, states: Sequence[NeuronState]) -> tuple[dict, dict, dict]:
-        """Stacked trainable parameters (leaf tensors), the rest, and stacked Adam moments."""
-        stacked = {k: v.to(self.device) for k, v in stack_states([s.model for s in states]).items()}
-        params = {n: stacked[n].requires_grad_(True) for n in self.trainable}
-        rest = {k: v for k, v in stacked.items() if k not in params}
-        adam = {n: {m: torch.stack([s.adam[n][m] for s in states]).to(self.device)
-                    for m in ("exp_avg", "exp_avg_sq")} for n in self.trainable} \
-            if states[0].step > 0 else {}
-        return params, rest, adam
+    def masks(self, keys: Tensor, steps: Sequence[int], batch: int) -> Tensor:
+        """(T, S, N, B, C) masks for a block of steps (see :func:`dropout_masks`)."""
+        return dropout_masks(keys, steps, batch, self.dropout_channels or [1],
+                             self.setup.spec.dropout, DTYPES[self.setup.dtype], self.device)
 
-    def masks(self, gens: Sequence[torch.Generator], batch: int) -> list[Tensor]:
-        per_neuron = [self.template.draw_masks(batch, g, DTYPES[self.setup.dtype]) for g in gens]
-        return [torch.stack(site).to(self.device) for site in zip(*per_neuron)]
+    def _mask_blocks(self, keys: Tensor, first_step: int, n_steps: int) -> Iterator[list]:
+        """Each step's masks (one (N, B, C) per site), drawn MASK_BLOCK_ELEMENTS at a time."""
+        per_step = max(1, len(self.dropout_channels)) * len(keys) * self.setup.batch_size \
+            * max(self.dropout_channels or [1])
+        block = max(1, MASK_BLOCK_ELEMENTS // per_step)
+        for t0 in range(0, n_steps, block):
+            steps = range(first_step + t0, first_step + min(t0 + block, n_steps))
+            masks = self.masks(keys, steps, self.setup.batch_size)
+            for t in range(len(steps)):
+                yield [masks[t, s, :, :, :c] for s, c in enumerate(self.dropout_channels)]
 
-    def run_epoch(self, states: Sequence[NeuronState], order: Tensor,
-                  seeds: Sequence[int]) -> EpochResult:
-        params, rest, adam = self.split(states)
-        step0 = states[0].step
-        opt = make_adam(params, self.setup.learning_rate, adam, step0)
-        gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        self.base.train()
-        totals = torch.zeros(len(states), dtype=torch.float64, device=self.device)
+    def run_epoch(self, state: ChunkState, order: Tensor, keys: Sequence[int]) -> EpochResult:
+        params, rest = self.split(state)
+        opt = make_adam(params, self.setup.learning_rate,
+                        {n: {k: v.to(self.device) for k, v in m.items()}
+                         for n, m in state.adam.items()},
+                        state.step, fused=self.device.type == "cuda")
+        keys_t = torch.as_tensor(list(keys), dtype=torch.int64, device=self.device)
+        totals = torch.zeros(len(keys), dtype=torch.float64, device=self.device)
         order_dev = order.to(self.device)
-        steps = 0
-        for start in range(0, len(order), self.setup.batch_size):
-            idx = order_dev[start:start + self.setup.batch_size]
+        step = state.step
+        bs = self.setup.batch_size
+        n_steps = -(-len(order) // bs)
+        for start, masks in zip(range(0, len(order), bs),
+                                self._mask_blocks(keys_t, step, n_steps)):
+            idx = order_dev[start:start + bs]
             losses = self.stacked_loss(params, rest, self.x[idx], self.y[:, idx],
-                                       self.masks(gens, len(idx)))
+                                       [m[:, :len(idx)] for m in masks])
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()
             opt.step()
             totals += losses.detach().double() * len(idx)
-            steps += 1
+            step += 1
         preds = self.predict(params, rest)
-        adam_new = adam_state_of(opt, params)
-        merged = {**{k: v.detach() for k, v in params.items()}, **rest}
-        models = unstack_states({k: v.cpu() for k, v in merged.items()})
-        moments = {n: {m: adam_new[n][m].cpu() for m in adam_new[n]} for n in adam_new}
-        new_states = [
-            NeuronState(model={k: m[k].contiguous() for k in states[0].model},
-                        adam={n: {k: moments[n][k][i].clone() for k in moments[n]}
-                              for n in moments},
-                        step=step0 + steps)
-            for i, m in enumerate(models)
-        ]
-        return EpochResult(states=new_states, losses=(totals / len(order)).cpu().numpy(),
-                           predictions=preds)
+        adam = adam_state_of(opt, params)
+        model = {k: params[k].detach() if k in params else rest[k] for k in state.model}
+        return EpochResult(state=ChunkState(model=model, adam=adam, step=step),
+                           losses=(totals / len(order)).cpu().numpy(), predictions=preds)
 
     @torch.no_grad()
     def predict(self, params: dict, rest: dict) -> dict[str, np.ndarray]:
-        self.base.eval()
-        forward = vmap(self._forward, in_dims=(0, 0, None))
+        """Eval-mode predictions, (N, n_images) float64, in memory-bounded image batches."""
+        merged = {**params, **rest}
+        n = next(iter(merged.values())).shape[0]
+        batch = max(1, min(self.setup.eval_batch_size,
+                           EVAL_ELEMENT_BUDGET // (n * self.eval_largest)))
         out = {}
-        for key, x in self.eval_x.items():
-            parts = [forward(params, rest, x[s:s + self.setup.eval_batch_size])
-                     for s in range(0, len(x), self.setup.eval_batch_size)]
-            out[key] = torch.cat(parts, dim=1).double().cpu().numpy()
-        self.base.train()
+        with precision_context(self.precision):
+            for key, x in self.eval_x.items():
+                parts = [self.net(merged, x[s:s + batch], training=False)
+                         for s in range(0, len(x), batch)]
+                out[key] = torch.cat(parts, dim=1).double().cpu().numpy() if parts \
+                    else np.zeros((n, 0))
         return out
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
 """Per-neuron training state, its stacking across a chunk, and safe checkpoint files.
 
-Between epochs the trainer keeps one :class:`NeuronState` per neuron, whatever strategy
-runs the epochs; that makes checkpoints independent of the strategy and lets a run resume
-with another one. Checkpoints hold tensors and plain Python values only and are read with
+Between epochs the trainer keeps a :class:`ChunkState` (every neuron's state stacked on a
+leading dimension), whatever strategy runs the epochs; that makes checkpoints independent of
+the strategy and lets a run resume with another one. Checkpoints hold tensors and plain Python values only and are read with
 ``torch.load(weights_only=True)``: they are untrusted input and are never unpickled.
 """
 
@@ -43,19 +43,21 @@ def trainable_names(net: nn.Module) -> list[str]:
 
 
 def make_adam(params: Mapping[str, Tensor], lr: float, adam_state: Mapping[str, Any],
-              step: int) -> torch.optim.Adam:
+              step: int, fused: bool = False) -> torch.optim.Adam:
     """An Adam optimiser over ``params`` restored to ``adam_state`` after ``step`` steps.
 
     Adam is elementwise, so one optimiser over stacked parameters equals one per neuron.
+    ``fused`` (CUDA) runs the whole update in one kernel.
     """
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    opt = torch.optim.Adam(list(params.values()), lr=lr, fused=fused or None)
     if step > 0:
         scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 \
             else torch.float32
         for name, p in params.items():
             s = adam_state[name]
             opt.state[p] = {
-                "step": torch.tensor(float(step), dtype=scalar_dtype),
+                "step": torch.tensor(float(step), dtype=torch.float32 if fused else scalar_dtype,
+                                     device=p.device if fused else "cpu"),
                 "exp_avg": s["exp_avg"].to(device=p.device, dtype=p.dtype).clone()
                 .contiguous(memory_format=_format_of(p)),
                 "exp_avg_sq": s["exp_avg_sq"].to(device=p.device, dtype=p.dtype).clone()
@@ -96,27 +98,61 @@ def unstack_states(stacked: Mapping[str, Tensor]) -> list[dict[str, Tensor]]:
     return [{k: v[i].clone() for k, v in stacked.items()} for i in range(n)]
 
 
-def stack_neuron_states(states: Sequence[NeuronState]) -> dict[str, Any]:
-    """Checkpoint form of a chunk's states: stacked model tensors and Adam moments."""
-    names = list(states[0].adam)
-    return {
-        "model": stack_states([s.model for s in states]),
-        "exp_avg": stack_states([{n: s.adam[n]["exp_avg"] for n in names} for s in states])
-        if names else {},
-        "exp_avg_sq": stack_states([{n: s.adam[n]["exp_avg_sq"] for n in names}
-                                    for s in states]) if names else {},
-        "step": int(states[0].step),
-    }
+@dataclass
+class ChunkState:
+    """The states of a chunk's neurons stacked on a leading neuron dimension.
 
+    This is what the trainer carries between epochs and what a checkpoint holds, whatever
+    strategy runs the epochs (so a run may resume with another one). The tensors may live
+    on a GPU between epochs; :meth:`to` moves them.
+    """
 
-def unstack_neuron_states(data: Mapping[str, Any]) -> list[NeuronState]:
-    """Inverse of :func:`stack_neuron_states`."""
-    models = unstack_states(data["model"])
-    avg = unstack_states(data["exp_avg"]) if data["exp_avg"] else [{} for _ in models]
-    sq = unstack_states(data["exp_avg_sq"]) if data["exp_avg_sq"] else [{} for _ in models]
-    return [NeuronState(model=m, adam={n: {"exp_avg": a[n], "exp_avg_sq": s[n]} for n in a},
-                        step=int(data["step"]))
-            for m, a, s in zip(models, avg, sq)]
+    model: dict[str, Tensor]                 # parameters and buffers, (N, ...)
+    adam: dict[str, dict[str, Tensor]]       # trainable name -> exp_avg / exp_avg_sq, (N, ...)
+    step: int                                # optimiser steps taken (all neurons alike)
+
+    @property
+    def n_neurons(self) -> int:
+        return next(iter(self.model.values())).shape[0]
+
+    @classmethod
+    def from_neurons(cls, states: Sequence[NeuronState]) -> ChunkState:
+        names = [n for n in states[0].adam if states[0].adam[n]]
+        return cls(model=stack_states([s.model for s in states]),
+                   adam={n: {m: torch.stack([s.adam[n][m] for s in states])
+                             for m in ("exp_avg", "exp_avg_sq")} for n in names},
+                   step=int(states[0].step))
+
+    def neurons(self) -> list[NeuronState]:
+        """Per-neuron states (CPU copies), as the per-model runners use them."""
+        cpu = self.to("cpu")
+        models = unstack_states(cpu.model)
+        return [NeuronState(model=m,
+                            adam={n: {k: v[i].clone() for k, v in mom.items()}
+                                  for n, mom in cpu.adam.items()},
+                            step=self.step)
+                for i, m in enumerate(models)]
+
+    def to(self, device: str | torch.device) -> ChunkState:
+        return ChunkState(model={k: v.to(device) for k, v in self.model.items()},
+                          adam={n: {k: v.to(device) for k, v in m.items()}
+                                for n, m in self.adam.items()},
+                          step=self.step)
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Plain tensors on the CPU (never pickled objects)."""
+        cpu = self.to("cpu")
+        return {"model": cpu.model,
+                "exp_avg": {n: m["exp_avg"] for n, m in cpu.adam.items()},
+                "exp_avg_sq": {n: m["exp_avg_sq"] for n, m in cpu.adam.items()},
+                "step": int(self.step)}
+
+    @classmethod
+    def from_checkpoint(cls, data: Mapping[str, Any]) -> ChunkState:
+        return cls(model=dict(data["model"]),
+                   adam={n: {"exp_avg": data["exp_avg"][n], "exp_avg_sq": data["exp_avg_sq"][n]}
+                         for n in data["exp_avg"]},
+                   step=int(data["step"]))
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -23,10 +24,12 @@ import torch
 
 from sacnn.metrics import pearson
 from sacnn.models import ArchitectureSpec, build_network
+from sacnn.models.dropout import neuron_key
 from sacnn.seeding import derive_seed
 from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
 from sacnn.training.runners import (
     DTYPES,
+    EpochResult,
     InProcessRunner,
     ModelSetup,
     PoolRunner,
@@ -35,19 +38,17 @@ from sacnn.training.runners import (
 )
 from sacnn.training.state import (
     CheckpointError,
+    ChunkState,
     NeuronState,
     atomic_torch_save,
     model_state,
     safe_torch_load,
-    stack_neuron_states,
-    stack_states,
-    unstack_neuron_states,
     unstack_states,
 )
 
 log = logging.getLogger("sacnn.training")
 
-CHECKPOINT_FORMAT = "sacnn-checkpoint-v1"
+CHECKPOINT_FORMAT = "sacnn-checkpoint-v2"  # v2: counter-based dropout masks
 WEIGHTS_FORMAT = "sacnn-weights-v1"
 
 
@@ -91,9 +92,42 @@ def epoch_order(cfg: TrainConfig, site: str, model: str, epoch: int, n: int) -> 
     return torch.randperm(n, generator=gen)
 
 
-def resolve_device(cfg: TrainConfig) -> torch.device:
+def gpu_was_given() -> str:
+    """Why this process should have a GPU ('' if nothing says so): a scheduler's or the
+    user's CUDA_VISIBLE_DEVICES, SLURM's GPU variables, or ``--gpus`` from the workflow."""
+    cvd = os.environ.get("CUDA_VISIBLE_DEVICES", "").strip()
+    if cvd and cvd not in ("-1", "NoDevFiles", "none"):
+        return f"CUDA_VISIBLE_DEVICES={cvd}"
+    for var in ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS"):  # lists of GPU ids
+        value = os.environ.get(var, "").strip()
+        if value:
+            return f"{var}={value}"
+    count = os.environ.get("SLURM_GPUS_ON_NODE", "").strip()  # a count
+    if count.isdigit() and int(count) > 0:
+        return f"SLURM_GPUS_ON_NODE={count}"
+    return ""
+
+
+def resolve_device(cfg: TrainConfig, gpus: int = 0) -> torch.device:
+    """The device to train on; ``auto`` takes CUDA when torch can use it.
+
+    ``auto`` never falls back to the CPU silently in a job that was given a GPU (``gpus``
+    from the workflow's resources, or the scheduler's environment): a CPU-only torch build
+    or a broken driver would otherwise turn a GPU job into a CPU job a hundred times slower.
+    """
     if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        reason = f"the workflow asked for {gpus} GPU(s)" if gpus > 0 else gpu_was_given()
+        if reason:
+            build = ("a CPU-only build" if torch.version.cuda is None
+                     else f"built for CUDA {torch.version.cuda}, but no usable GPU was found")
+            raise TrainingConfigError(
+                f"training.device: 'auto' and this job was given a GPU ({reason}), but torch "
+                f"{torch.__version__} cannot use it ({build}). Install a CUDA build of torch "
+                "in the environment that runs the jobs (README: 'Running on a SLURM cluster'), "
+                "or set training.device: cpu to train on the CPU on purpose.")
+        return torch.device("cpu")
     dev = torch.device(cfg.device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise TrainingConfigError("training.device: 'cuda' requested but CUDA is not available")
@@ -107,6 +141,24 @@ def resolve_strategy(cfg: TrainConfig, device: torch.device) -> str:
                                       "only; use 'stacked' (or 'auto') on a GPU")
         return cfg.strategy
     return "stacked" if device.type == "cuda" else "per_model"
+
+
+#: What ``precision: auto`` means on a GPU (measured in docs/performance.md).
+GPU_PRECISION = "bf16"
+
+
+def resolve_precision(cfg: TrainConfig, device: torch.device, strategy: str) -> str:
+    """``auto``: :data:`GPU_PRECISION` on CUDA, exact arithmetic in ``dtype`` elsewhere."""
+    if cfg.precision == "auto":
+        return GPU_PRECISION if device.type == "cuda" and cfg.dtype == "float32" else "exact"
+    if cfg.precision != "exact" and strategy != "stacked":
+        raise TrainingConfigError(f"training.precision: {cfg.precision!r} needs the stacked "
+                                  "strategy (a GPU); use 'exact' or 'auto'")
+    if cfg.precision == "tf32" and device.type != "cuda":
+        raise TrainingConfigError("training.precision: 'tf32' exists on CUDA devices only")
+    if cfg.precision != "exact" and cfg.dtype != "float32":
+        raise TrainingConfigError(f"training.precision: {cfg.precision!r} needs dtype float32")
+    return cfg.precision
 
 
 def _correlations(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
@@ -174,154 +226,212 @@ def _fingerprint(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, sit
     return h.hexdigest()
 
 
+@dataclass
+class _ChunkArrays:
+    """The tensors one chunk trains and selects on."""
+
+    fit_x: torch.Tensor
+    fit_y: torch.Tensor
+    eval_x: dict[str, torch.Tensor]
+    sel_y: np.ndarray
+    val_y: np.ndarray
+
+    @classmethod
+    def of(cls, data: TrainingArraysLike, cfg: TrainConfig, n_neurons: int) -> _ChunkArrays:
+        dtype = DTYPES[cfg.dtype]
+
+        def images(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(a)).to(dtype).unsqueeze(1)
+
+        fit_x = images(data.fit_images)
+        fit_y = torch.from_numpy(np.asarray(data.fit_responses)).to(dtype)
+        val_y = np.asarray(data.val_responses, dtype=np.float64)
+        eval_x = {"validation": images(data.val_images)}
+        sel_y = val_y
+        if cfg.selection == "holdout":
+            if len(data.holdout_images) < 2:
+                raise TrainingConfigError(
+                    "training.selection is 'holdout' but the data has fewer than 2 held-out "
+                    "images; give the data a hold-out split or select on 'validation'")
+            eval_x = {"selection": images(data.holdout_images), **eval_x}
+            sel_y = np.asarray(data.holdout_responses, dtype=np.float64)
+        if fit_y.shape != (n_neurons, len(fit_x)):
+            raise TrainingConfigError(f"fit_responses has shape {tuple(fit_y.shape)}, expected "
+                                      f"({n_neurons}, {len(fit_x)})")
+        return cls(fit_x, fit_y, eval_x, sel_y, val_y)
+
+
+@dataclass
+class _Progress:
+    """Per-neuron history and the best epoch so far (weights, score, predictions)."""
+
+    history: dict[str, np.ndarray]
+    best_model: dict[str, torch.Tensor]      # stacked (N, ...), on the state's device
+    best_score: np.ndarray
+    best_epoch: np.ndarray
+    best_pred: np.ndarray
+
+    @classmethod
+    def start(cls, state: ChunkState, epochs: int, n_val: int) -> _Progress:
+        n = state.n_neurons
+        return cls(history={k: np.full((n, epochs), np.nan)
+                            for k in ("train_loss", "selection_corr", "val_corr")},
+                   best_model={k: v.clone() for k, v in state.model.items()},
+                   best_score=np.full(n, -np.inf), best_epoch=np.full(n, -1, dtype=np.int64),
+                   best_pred=np.full((n, n_val), np.nan))
+
+    def record(self, epoch: int, res: EpochResult, sel_y: np.ndarray, val_y: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Store an epoch; a neuron's best moves when its selection r improves."""
+        val_pred = res.predictions["validation"]
+        sel_r = _correlations(res.predictions.get("selection", val_pred), sel_y)
+        val_r = _correlations(val_pred, val_y)
+        self.history["train_loss"][:, epoch] = res.losses
+        self.history["selection_corr"][:, epoch] = sel_r
+        self.history["val_corr"][:, epoch] = val_r
+        # NaN (undefined r) never improves; the first epoch is always a candidate.
+        improved = (self.best_epoch < 0) | (np.nan_to_num(sel_r, nan=-np.inf) > self.best_score)
+        rows = np.flatnonzero(improved)
+        if len(rows):
+            for k, v in res.state.model.items():
+                best = self.best_model[k].to(v.device)
+                index = torch.as_tensor(rows, device=v.device)
+                self.best_model[k] = best.index_copy(0, index, v.index_select(0, index))
+            self.best_score[rows] = np.where(np.isfinite(sel_r[rows]), sel_r[rows], -np.inf)
+            self.best_epoch[rows] = epoch
+            self.best_pred[rows] = val_pred[rows]
+        return sel_r, val_r
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        return {"best": {k: v.cpu() for k, v in self.best_model.items()},
+                "best_score": torch.from_numpy(self.best_score),
+                "best_epoch": torch.from_numpy(self.best_epoch),
+                "best_val_pred": torch.from_numpy(self.best_pred),
+                "history": {k: torch.from_numpy(v) for k, v in self.history.items()}}
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict[str, Any]) -> _Progress:
+        return cls(history={k: v.numpy().copy() for k, v in ck["history"].items()},
+                   best_model=dict(ck["best"]), best_score=ck["best_score"].numpy().copy(),
+                   best_epoch=ck["best_epoch"].numpy().copy(),
+                   best_pred=ck["best_val_pred"].numpy().copy())
+
+
+def _initial_chunk_state(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, site: str,
+                         neuron_ids: list, init_weights: str | Path | None) -> ChunkState:
+    """Seeded initial weights, with the blocks an incremental stage inherits loaded."""
+    inherited: dict[str, dict[str, torch.Tensor]] = {}
+    if stage.init_from:
+        if init_weights is None:
+            raise TrainingConfigError(f"model {stage.model!r} starts from "
+                                      f"{stage.init_from!r}: pass its weights file")
+        w = load_weights(init_weights)
+        ids = [str(i) for i in w["neuron_ids"]]
+        missing = [n for n in neuron_ids if str(n) not in ids]
+        if missing:
+            raise CheckpointError(f"{init_weights}: field 'neuron_ids' lacks neurons "
+                                  f"{missing[:5]} of this chunk")
+        inherited = {str(n): s for n, s in zip(ids, unstack_states(w["state"]))}
+    return ChunkState.from_neurons([initial_state(spec, stage, cfg, site, n,
+                                                  inherited.get(str(n)))
+                                    for n in neuron_ids])
+
+
+def _resume(path: Path, fingerprint: str) -> tuple[ChunkState, _Progress, int]:
+    ck = safe_torch_load(path, CHECKPOINT_FORMAT)
+    if ck.get("fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"{path}: field 'fingerprint' does not match this run (the config, "
+            "architecture, neurons or data changed since it was written); delete the "
+            "checkpoint to start over, or restore the settings that wrote it")
+    return ChunkState.from_checkpoint(ck["states"]), _Progress.from_checkpoint(ck), \
+        int(ck["epoch"])
+
+
+def _make_runner(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, arrays: _ChunkArrays,
+                 device: torch.device, strategy: str, precision: str, n_neurons: int
+                 ) -> tuple[Any, str]:
+    setup = ModelSetup(spec=spec, freeze=stage.freeze, frozen_mode=cfg.frozen_mode,
+                       learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+                       eval_batch_size=cfg.eval_batch_size, dtype=cfg.dtype,
+                       channels_last=cfg.channels_last and strategy == "per_model")
+    workers = max(1, min(cfg.workers or available_cores(), n_neurons))
+    args = (setup, arrays.fit_x, arrays.fit_y, arrays.eval_x)
+    if strategy == "stacked":
+        return StackedRunner(*args, device, precision=precision), f"stacked ({precision})"
+    if strategy == "per_model" and workers > 1:
+        return PoolRunner(*args, workers), f"per_model x{workers}"
+    return InProcessRunner(*args, single_thread=strategy == "per_model"), strategy
+
+
 def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLike,
                 cfg: TrainConfig, *, site: str, checkpoint: str | Path | None = None,
-                init_weights: str | Path | None = None, stop_after_epoch: int | None = None
-                ) -> ChunkResult:
+                init_weights: str | Path | None = None, stop_after_epoch: int | None = None,
+                gpus: int = 0) -> ChunkResult:
     """Fit one model per neuron of ``data`` and return each neuron's best epoch.
 
     ``checkpoint``: a file rewritten atomically after every epoch; if it exists the run
     resumes from it. ``init_weights``: the weights file of ``stage.init_from`` for the same
     neurons. ``stop_after_epoch`` ends the run early after checkpointing (tests use it to
-    stand in for a kill).
+    stand in for a kill). ``gpus``: GPUs the job was given (``device: auto`` must use one).
     """
-    device = resolve_device(cfg)
+    device = resolve_device(cfg, gpus)
     strategy = resolve_strategy(cfg, device)
-    dtype = DTYPES[cfg.dtype]
+    precision = resolve_precision(cfg, device, strategy)
     neuron_ids = list(np.asarray(data.neuron_ids).tolist())
-    n_neurons = len(neuron_ids)
-    if n_neurons == 0:
+    if not neuron_ids:
         raise TrainingConfigError("train_chunk: the chunk has no neurons")
-    fit_x = torch.from_numpy(np.asarray(data.fit_images)).to(dtype).unsqueeze(1)
-    fit_y = torch.from_numpy(np.asarray(data.fit_responses)).to(dtype)
-    val_x = torch.from_numpy(np.asarray(data.val_images)).to(dtype).unsqueeze(1)
-    val_y = np.asarray(data.val_responses, dtype=np.float64)
-    if cfg.selection == "holdout":
-        if len(data.holdout_images) < 2:
-            raise TrainingConfigError(
-                "training.selection is 'holdout' but the data has fewer than 2 held-out "
-                "images; give the data a hold-out split or select on 'validation'")
-        eval_x = {"selection": torch.from_numpy(np.asarray(data.holdout_images)).to(dtype)
-                  .unsqueeze(1), "validation": val_x}
-        sel_y = np.asarray(data.holdout_responses, dtype=np.float64)
-    else:
-        eval_x = {"validation": val_x}
-        sel_y = val_y
-    if fit_y.shape != (n_neurons, len(fit_x)):
-        raise TrainingConfigError(f"fit_responses has shape {tuple(fit_y.shape)}, expected "
-                                  f"({n_neurons}, {len(fit_x)})")
-
+    arrays = _ChunkArrays.of(data, cfg, len(neuron_ids))
     fingerprint = _fingerprint(spec, stage, cfg, site, neuron_ids, data)
-    init_seeds = np.array([neuron_seed(cfg, site, stage.model, n, "init") for n in neuron_ids],
-                          dtype=np.int64)
-    n_val = len(val_x)
-    history = {k: np.full((n_neurons, cfg.epochs), np.nan)
-               for k in ("train_loss", "selection_corr", "val_corr")}
-    best_score = np.full(n_neurons, -np.inf)
-    best_epoch = np.full(n_neurons, -1, dtype=np.int64)
-    best_pred = np.full((n_neurons, n_val), np.nan)
-    start_epoch = 0
-
-    ckpt_path = Path(checkpoint) if checkpoint else None
-    if ckpt_path is not None and ckpt_path.exists():
-        ck = safe_torch_load(ckpt_path, CHECKPOINT_FORMAT)
-        if ck.get("fingerprint") != fingerprint:
-            raise CheckpointError(
-                f"{ckpt_path}: field 'fingerprint' does not match this run (the config, "
-                "architecture, neurons or data changed since it was written); delete the "
-                "checkpoint to start over, or restore the settings that wrote it")
-        states = unstack_neuron_states(ck["states"])
-        best_states = unstack_states(ck["best"])
-        best_score = ck["best_score"].numpy().copy()
-        best_epoch = ck["best_epoch"].numpy().copy()
-        best_pred = ck["best_val_pred"].numpy().copy()
-        for k in history:
-            history[k] = ck["history"][k].numpy().copy()
-        start_epoch = int(ck["epoch"])
-        log.info("resuming %s/%s from %s after epoch %d", site, stage.model, ckpt_path,
-                 start_epoch)
+    ckpt = Path(checkpoint) if checkpoint else None
+    if ckpt is not None and ckpt.exists():
+        state, progress, start_epoch = _resume(ckpt, fingerprint)
+        log.info("resuming %s/%s from %s after epoch %d", site, stage.model, ckpt, start_epoch)
     else:
-        inherited: dict[str, dict[str, torch.Tensor]] = {}
-        if stage.init_from:
-            if init_weights is None:
-                raise TrainingConfigError(f"model {stage.model!r} starts from "
-                                          f"{stage.init_from!r}: pass its weights file")
-            w = load_weights(init_weights)
-            ids = [str(i) for i in w["neuron_ids"]]
-            missing = [n for n in neuron_ids if str(n) not in ids]
-            if missing:
-                raise CheckpointError(f"{init_weights}: field 'neuron_ids' lacks neurons "
-                                      f"{missing[:5]} of this chunk")
-            per_neuron = unstack_states(w["state"])
-            inherited = {str(n): s for n, s in zip(ids, per_neuron)}
-        states = [initial_state(spec, stage, cfg, site, n, inherited.get(str(n)))
-                  for n in neuron_ids]
-        best_states = [dict(s.model) for s in states]
-
-    setup = ModelSetup(spec=spec, freeze=stage.freeze, frozen_mode=cfg.frozen_mode,
-                       learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                       eval_batch_size=cfg.eval_batch_size, dtype=cfg.dtype,
-                       channels_last=cfg.channels_last and strategy == "per_model")
-    workers = cfg.workers or available_cores()
-    workers = max(1, min(workers, n_neurons))
-    if strategy == "stacked":
-        runner: Any = StackedRunner(setup, fit_x, fit_y, eval_x, device)
-    elif strategy == "per_model" and workers > 1:
-        runner = PoolRunner(setup, fit_x, fit_y, eval_x, workers)
-    else:
-        runner = InProcessRunner(setup, fit_x, fit_y, eval_x,
-                                 single_thread=strategy == "per_model")
+        state = _initial_chunk_state(spec, stage, cfg, site, neuron_ids, init_weights)
+        progress, start_epoch = _Progress.start(state, cfg.epochs, len(arrays.val_y[0])), 0
+    keys = [neuron_key(neuron_seed(cfg, site, stage.model, n, "dropout")) for n in neuron_ids]
+    runner, how = _make_runner(spec, stage, cfg, arrays, device, strategy, precision,
+                               len(neuron_ids))
     log.info("training %s (%s) on %s: %d neurons, %d fit / %d selection / %d validation "
-             "images, strategy %s%s, device %s", stage.model, spec.name, site, n_neurons,
-             len(fit_x), len(sel_y[0]) if len(sel_y) else 0, n_val, strategy,
-             f" x{workers}" if strategy == "per_model" else "", device)
+             "images, strategy %s, device %s", stage.model, spec.name, site, len(neuron_ids),
+             len(arrays.fit_x), arrays.sel_y.shape[1], arrays.val_y.shape[1], how, device)
 
     t0 = time.perf_counter()
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            order = epoch_order(cfg, site, stage.model, epoch, len(fit_x))
-            seeds = [neuron_seed(cfg, site, stage.model, n, "dropout", epoch) for n in neuron_ids]
-            res = runner.run_epoch(states, order, seeds)
-            states = res.states
-            sel_pred = res.predictions.get("selection", res.predictions["validation"])
-            sel_r = _correlations(sel_pred, sel_y)
-            val_r = _correlations(res.predictions["validation"], val_y)
-            history["train_loss"][:, epoch] = res.losses
-            history["selection_corr"][:, epoch] = sel_r
-            history["val_corr"][:, epoch] = val_r
-            # NaN (undefined r) never improves; the first epoch is always a candidate.
-            improved = (best_epoch < 0) | (np.nan_to_num(sel_r, nan=-np.inf) > best_score)
-            for i in np.flatnonzero(improved):
-                best_states[i] = states[i].model
-                best_score[i] = sel_r[i] if np.isfinite(sel_r[i]) else -np.inf
-                best_epoch[i] = epoch
-                best_pred[i] = res.predictions["validation"][i]
-            if ckpt_path is not None:
-                atomic_torch_save({
-                    "format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": epoch + 1,
-                    "states": stack_neuron_states(states), "best": stack_states(best_states),
-                    "best_score": torch.from_numpy(best_score),
-                    "best_epoch": torch.from_numpy(best_epoch),
-                    "best_val_pred": torch.from_numpy(best_pred),
-                    "history": {k: torch.from_numpy(v) for k, v in history.items()},
-                }, ckpt_path)
-            elapsed = time.perf_counter() - t0
-            done = epoch + 1 - start_epoch
-            eta = elapsed / done * (cfg.epochs - epoch - 1)
-            log.info("%s/%s epoch %d/%d  loss %.5f  selection r %.3f  validation r %.3f  "
-                     "elapsed %.0fs  ETA %.0fs", site, stage.model, epoch + 1, cfg.epochs,
-                     float(np.mean(res.losses)), float(np.nanmean(sel_r)) if np.isfinite(
-                         sel_r).any() else float("nan"),
-                     float(np.nanmean(val_r)) if np.isfinite(val_r).any() else float("nan"),
-                     elapsed, eta)
-            if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch \
-                    and epoch + 1 < cfg.epochs:
+            order = epoch_order(cfg, site, stage.model, epoch, len(arrays.fit_x))
+            res = runner.run_epoch(state, order, keys)
+            state = res.state
+            sel_r, val_r = progress.record(epoch, res, arrays.sel_y, arrays.val_y)
+            if ckpt is not None:
+                atomic_torch_save({"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint,
+                                   "epoch": epoch + 1, "states": state.to_checkpoint(),
+                                   **progress.to_checkpoint()}, ckpt)
+            _log_epoch(site, stage.model, epoch, cfg.epochs, res.losses, sel_r, val_r,
+                       time.perf_counter() - t0, epoch + 1 - start_epoch)
+            if stop_after_epoch is not None and stop_after_epoch <= epoch + 1 < cfg.epochs:
                 raise InterruptedError(f"stopped after epoch {epoch + 1} as requested")
     finally:
         runner.close()
 
-    return ChunkResult(neuron_ids=neuron_ids, best_states=best_states,
-                       val_predictions=best_pred, best_epoch=best_epoch,
-                       best_score=np.where(np.isfinite(best_score), best_score, np.nan),
-                       history=history, init_seeds=init_seeds, strategy=strategy,
-                       device=str(device), meta={"fingerprint": fingerprint})
+    best = {k: v.cpu() for k, v in progress.best_model.items()}
+    return ChunkResult(neuron_ids=neuron_ids, best_states=unstack_states(best),
+                       val_predictions=progress.best_pred, best_epoch=progress.best_epoch,
+                       best_score=np.where(np.isfinite(progress.best_score),
+                                           progress.best_score, np.nan),
+                       history=progress.history,
+                       init_seeds=np.array([neuron_seed(cfg, site, stage.model, n, "init")
+                                            for n in neuron_ids], dtype=np.int64),
+                       strategy=strategy, device=str(device),
+                       meta={"fingerprint": fingerprint, "precision": precision})
+
+
+def _log_epoch(site: str, model: str, epoch: int, epochs: int, losses: np.ndarray,
+               sel_r: np.ndarray, val_r: np.ndarray, elapsed: float, done: int) -> None:
+    def mean(r: np.ndarray) -> float:
+        return float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")
+
+    log.info("%s/%s epoch %d/%d  loss %.5f  selection r %.3f  validation r %.3f  "
+             "elapsed %.0fs  ETA %.0fs", site, model, epoch + 1, epochs, float(np.mean(losses)),
+             mean(sel_r), mean(val_r), elapsed, elapsed / done * (epochs - epoch - 1))

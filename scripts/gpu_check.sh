@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Every GPU measurement of the stacked trainer in one run of about 7 minutes (issue #8):
+# environment, a profile of one step, the throughput table (5 architectures x 1/32/300
+# neurons against the naive loop), precision and convolution variants, larger chunks, and
+# the precision/chunk check against float64 on a small simulated site.
+#
+#   scripts/gpu_check.sh OUT_DIR [SITE.npz]
+#
+# SITE.npz: the training arrays of a small simulated site, written by
+#   python scripts/precision_check.py --dataset <site>.nc --export SITE.npz
+# (a machine without netCDF4 reads the .npz). Without it the precision check is skipped.
+# Every step writes under OUT_DIR as it goes and is bounded by `timeout`, so a cut run still
+# leaves what it measured. SMOKE=1 runs everything at toy sizes on any device (to test the
+# script itself on a CPU).
+set -uo pipefail
+OUT="${1:?usage: scripts/gpu_check.sh OUT_DIR [SITE.npz]}"
+SITE="${2:-}"
+mkdir -p "$OUT"
+cd "$(dirname "$0")/.."
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PY="${PYTHON:-python3}"
+LOG="$OUT/log.txt"
+step() {  # step NAME SECONDS FILE COMMAND...: run bounded, output appended to FILE and LOG
+  local name=$1 limit=$2 file=$3; shift 3
+  echo "== $name ($(date +%T), limit ${limit}s): $*" | tee -a "$LOG" "$file"
+  local t0=$SECONDS
+  timeout "$limit" "$@" >>"$file" 2>&1
+  echo "== $name: exit $? after $((SECONDS - t0))s" | tee -a "$LOG" "$file"
+}
+
+if [ "${SMOKE:-0}" = 1 ]; then
+  BIG="--neurons 1 3 --images 100 --rounds 1 --architectures ff-CNN rf+sa-CNN"
+  VAR="--neurons 3 --images 100 --rounds 1 --architectures ff-CNN"
+  LARGE="--neurons 4 --images 100 --rounds 1 --architectures ff-CNN"
+  PREC="--neurons 4 --epochs 1 --channels 4 --architectures ff-CNN --chunk 2 --precisions bf16 exact"
+  WIDE=(--neurons 2 --images 50 --rounds 1)
+  PROF="--neurons 3 --steps 2"
+  DEV="${DEVICE:-cpu}"
+else
+  BIG="--neurons 1 32 300 --images 1000 --naive-images 200 --rounds 3"
+  VAR="--neurons 300 --images 1000 --rounds 2 --skip-naive --architectures ff-CNN ff+sa-CNN"
+  LARGE="--neurons 600 1200 --images 1000 --rounds 2 --skip-naive --architectures ff-CNN rf-CNN"
+  PREC="--epochs 8 --chunk 13"
+  PROF="--neurons 300 --steps 10"
+  WIDE=(--neurons 32 --images 500 --rounds 2)
+  DEV="${DEVICE:-cuda}"
+fi
+STACKED=""
+[ "$DEV" = cpu ] && STACKED="--strategy stacked"
+
+{
+  date; uname -a; nvidia-smi 2>&1 | head -15
+  "$PY" -c "import torch, numpy; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'cudnn', torch.backends.cudnn.version(), 'numpy', numpy.__version__); \
+print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no cuda')"
+  git rev-parse HEAD 2>/dev/null; git status --short 2>/dev/null | head -20
+} >"$OUT/env.txt" 2>&1
+
+step "profile ff-CNN" 90 "$OUT/profile.txt" "$PY" scripts/profile_stacked_step.py \
+  --device "$DEV" --architecture ff-CNN $PROF
+step "throughput vs naive" 270 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
+  --device "$DEV" $STACKED $BIG --json "$OUT/bench.jsonl"
+for variant in "--precision tf32" "--precision exact" "--conv grouped"; do
+  step "variant $variant" 45 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
+    --device "$DEV" $STACKED $VAR $variant --json "$OUT/bench.jsonl"
+done
+step "variant c=375 grouped" 60 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
+  --device "$DEV" $STACKED "${WIDE[@]}" --skip-naive --architectures "rf+sa-CNN (c=375)" \
+  --conv grouped --json "$OUT/bench.jsonl"
+step "larger chunks" 60 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
+  --device "$DEV" $STACKED $LARGE --json "$OUT/bench.jsonl"
+if [ -n "$SITE" ]; then
+  step "precision and chunks vs float64" 200 "$OUT/precision.txt" "$PY" \
+    scripts/precision_check.py --dataset "$SITE" --device "$DEV" $PREC \
+    --json "$OUT/precision.jsonl"
+fi
+echo "done $(date +%T)" | tee -a "$LOG"

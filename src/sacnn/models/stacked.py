@@ -1,0 +1,189 @@
+"""N independent networks of one architecture evaluated as one network (the GPU fast path).
+
+Parameters and buffers carry the names of :class:`~sacnn.models.network.Network`'s
+``state_dict`` with a leading neuron dimension N. Activations are laid out as
+(B, N*C, H, W): model n owns channels [n*C, (n+1)*C). With that layout
+
+* the first convolution of every model sees the same image, so it is one dense convolution
+  with N*C output channels;
+* batch norm, pooling, sigmoid and dropout are the ordinary per-channel operations;
+* every later kxk convolution is one grouped convolution with N groups ("grouped", cuDNN),
+  or ``unfold`` + a matmul per (image, model) ("gemm"; measured 1.3-3x slower on an H200,
+  kept for comparison: docs/performance.md); 1x1 convolutions, attention and readouts are
+  batched matmuls or reductions.
+
+Nothing couples two models: each neuron's output, gradient and batch-norm statistics are
+those of its own :class:`Network` (tests check it to 1e-9 in float64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sacnn.models.network import Network
+from sacnn.models.specs import ArchitectureSpec
+
+CONV_IMPLS = ("grouped", "gemm")
+_BN_MOMENTUM, _BN_EPS = 0.1, 1e-5
+
+
+class StackedNetwork:
+    """The forward pass of N models of ``spec`` at once, as a function of stacked tensors.
+
+    ``frozen``/``frozen_mode`` mean what they mean for :meth:`Network.freeze`: frozen
+    blocks in ``"eval"`` mode use their running statistics and no dropout while training.
+    ``conv_dtype`` (e.g. bfloat16) is the operand type of the per-model kxk convolutions,
+    which hold nearly all the arithmetic; they accumulate and return in the parameters'
+    dtype, and everything else (first convolution, attention, batch norm, readout) stays in
+    it too.
+    """
+
+    def __init__(self, spec: ArchitectureSpec, frozen: Sequence[str] = (),
+                 frozen_mode: str = "eval", conv: str = "grouped",
+                 conv_dtype: torch.dtype | None = None) -> None:
+        if conv not in CONV_IMPLS:
+            raise ValueError(f"conv must be one of {CONV_IMPLS}, got {conv!r}")
+        template = Network(spec)
+        self.spec = spec
+        self.order = list(template.order)
+        self.dropout_sites = [(g, i) for g, i in self.order if getattr(template, g)[i].p > 0]
+        self.p = spec.dropout
+        self.frozen = tuple(frozen)
+        self.frozen_mode = frozen_mode
+        self.conv = conv
+        self.conv_dtype = conv_dtype
+
+    # -- helpers ----------------------------------------------------------------------
+    def _in_train_mode(self, module: str, training: bool) -> bool:
+        if not training:
+            return False
+        if self.frozen_mode != "eval":
+            return True
+        return not any(module == f or module.startswith(f + ".") for f in self.frozen)
+
+    def _batch_norm(self, h: Tensor, s: Mapping[str, Tensor], name: str, training: bool
+                    ) -> Tensor:
+        n_c = h.shape[1]
+        train = self._in_train_mode(name, training)
+        mean, var = s[f"{name}.running_mean"], s[f"{name}.running_var"]
+        out = F.batch_norm(h, mean.view(n_c), var.view(n_c), s[f"{name}.weight"].reshape(n_c),
+                           s[f"{name}.bias"].reshape(n_c), training=train,
+                           momentum=_BN_MOMENTUM, eps=_BN_EPS)
+        if train:
+            with torch.no_grad():
+                s[f"{name}.num_batches_tracked"].add_(1)
+        return out
+
+    def _conv(self, h: Tensor, w: Tensor, first: bool) -> Tensor:
+        """Per-model valid convolution; h (B, N*Cin, H, W), w (N, Cout, Cin, k, k)."""
+        n, c_out, c_in, k, _ = w.shape
+        b, _, hh, ww = h.shape
+        if first:  # every model sees the same image: one dense convolution
+            return F.conv2d(h, w.reshape(n * c_out, c_in, k, k))
+        ho, wo = hh - k + 1, ww - k + 1
+        if k == 1:
+            out = torch.matmul(w.reshape(n, c_out, c_in), h.reshape(b, n, c_in, hh * ww))
+            return out.reshape(b, n * c_out, ho, wo)
+        dtype = h.dtype
+        if self.conv_dtype is not None:
+            h, w = h.to(self.conv_dtype), w.to(self.conv_dtype)
+        if self.conv == "grouped":
+            return F.conv2d(h, w.reshape(n * c_out, c_in, k, k), groups=n).to(dtype)
+        cols = F.unfold(h, k).reshape(b, n, c_in * k * k, ho * wo)
+        out = torch.matmul(w.reshape(n, c_out, c_in * k * k), cols)
+        return out.reshape(b, n * c_out, ho, wo).to(dtype)
+
+    @staticmethod
+    def _dropout(h: Tensor, mask: Tensor | None) -> Tensor:
+        if mask is None:
+            return h
+        b, nc = h.shape[:2]
+        # masks come as (N, B, C) from sacnn.models.dropout; the layout here is (B, N*C).
+        return h * mask.transpose(0, 1).reshape(b, nc, 1, 1)
+
+    def _conv_block(self, h: Tensor, s: Mapping[str, Tensor], name: str, pool: bool,
+                    first: bool, mask: Tensor | None, training: bool) -> Tensor:
+        h = self._conv(h, s[f"{name}.conv.weight"], first)
+        if pool:
+            h = F.max_pool2d(h, 2)
+        h = torch.sigmoid(self._batch_norm(h, s, f"{name}.bn", training))
+        return self._dropout(h, mask if self._in_train_mode(name, training) else None)
+
+    def _attention_block(self, h: Tensor, s: Mapping[str, Tensor], name: str, v_mapping: bool,
+                         mask: Tensor | None, training: bool) -> Tensor:
+        b, nc, hh, ww = h.shape
+        n = s[f"{name}.sa.residual_gain"].shape[0]
+        c = nc // n
+        x = h.reshape(b, n, c, hh * ww)
+
+        def project(key: str, inp: Tensor, bias: bool = True) -> Tensor:
+            w = s[f"{name}.sa.{key}.weight"]
+            out = torch.matmul(w.reshape(n, w.shape[1], w.shape[2]), inp)
+            if bias:
+                out = out + s[f"{name}.sa.{key}.bias"].reshape(1, n, -1, 1)
+            return out
+
+        q, k = project("query", x), project("key", x, bias=False)
+        attention = torch.softmax(torch.matmul(q.transpose(-1, -2), k), dim=-1)
+        v = project("value", x) if v_mapping else x
+        out = torch.matmul(v, attention.transpose(-1, -2))
+        if v_mapping:
+            out = project("project", out)
+        gain = s[f"{name}.sa.residual_gain"].reshape(1, n, 1, 1)
+        h = (x + gain * out).reshape(b, nc, hh, ww)
+        h = torch.sigmoid(self._batch_norm(h, s, f"{name}.bn", training))
+        return self._dropout(h, mask if self._in_train_mode(name, training) else None)
+
+    def _readout(self, h: Tensor, s: Mapping[str, Tensor]) -> Tensor:
+        """(B, N) predictions of the FCL, CTL or decomposed FCL."""
+        b, nc, hh, ww = h.shape
+        n = nc // self.spec.channels
+        x = h.reshape(b, n, self.spec.channels, hh * ww)
+
+        def linear(key: str, inp: Tensor) -> Tensor:
+            w = s[f"readout.{key}.weight"].reshape(1, n, -1)
+            return (inp * w).sum(-1) + s[f"readout.{key}.bias"].reshape(1, n)
+
+        if self.spec.readout == "fcl":
+            return linear("linear", x.reshape(b, n, -1))
+        centre_index = (hh // 2) * ww + ww // 2
+        if self.spec.readout == "ctl":
+            return linear("linear", x[..., centre_index])
+        centre = linear("centre", x[..., centre_index])
+        surround = torch.cat([x[..., :centre_index], x[..., centre_index + 1:]], dim=-1)
+        return linear("combine", torch.stack([centre, linear("surround",
+                                                             surround.reshape(b, n, -1))], -1))
+
+    # -- forward ----------------------------------------------------------------------
+    def forward(self, s: Mapping[str, Tensor], x: Tensor, masks: Sequence[Tensor] | None = None,
+                training: bool = True) -> Tensor:
+        """Predictions (N, B) for images x (B, 1, H, W).
+
+        ``s`` maps every parameter and buffer name to its stacked (N, ...) tensor; in
+        training mode batch-norm running statistics in ``s`` are updated in place.
+        ``masks`` (one (N, B, C) tensor per dropout site) are used in training mode.
+        """
+        h = x
+        site = 0
+        for group, i in self.order:
+            name = f"{group}.{i}"
+            mask = None
+            if (group, i) in self.dropout_sites:
+                mask = masks[site] if (masks is not None and training) else None
+                site += 1
+            if group == "attention":
+                layer = [lay for lay in self.spec.layers if lay.kind == "sa"][i]
+                h = self._attention_block(h, s, name, layer.v_mapping, mask, training)
+            else:
+                h = self._conv_block(h, s, name, pool=group == "alpha", first=h is x,
+                                     mask=mask, training=training)
+        return self._readout(h, s).transpose(0, 1)
+
+    __call__ = forward
+
+    def dropout_channels(self) -> list[int]:
+        return [self.spec.channels] * len(self.dropout_sites)
