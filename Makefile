@@ -5,7 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
 
-.PHONY: setup run test benchmark lint report dry-run
+THROUGHPUT ?= docs/measurements/h200-2026-11-27.jsonl
+CONFIG ?= config/config.yaml
+
+.PHONY: setup run test benchmark cost gpu-check lint report dry-run
 
 setup: $(VENV)/.installed
 
@@ -23,6 +26,15 @@ test: setup
 
 benchmark: setup
 	$(PY) scripts/benchmark_training.py
+
+# GPU-hours, SLURM jobs and runtime per job of a config, from measured throughput, e.g.
+#   make cost CONFIG=config/paper.yaml COST_ARGS="--site M1S1=302:34000 --site M2S1=299:49000"
+cost: setup
+	$(PY) -m sacnn.cost --configfile $(CONFIG) --throughput $(THROUGHPUT) $(COST_ARGS)
+
+# Every GPU measurement (throughput, precision, profile) in ~7 minutes: make gpu-check OUT=dir
+gpu-check: setup
+	PYTHON=$(PY) scripts/gpu_check.sh $(or $(OUT),gpu-check) $(SITE)
 
 lint: setup
 	$(VENV)/bin/ruff check src tests scripts

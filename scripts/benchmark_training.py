@@ -101,7 +101,7 @@ class TrainerBench:
 
     def __init__(self, spec, n: int, x: torch.Tensor, y: torch.Tensor, val: torch.Tensor,
                  batch: int, device, workers: int, precision: str, conv: str,
-                 stacked: bool) -> None:
+                 stacked: bool, first_layer: str = "cudnn") -> None:
         cfg = TrainConfig(batch_size=batch)
         stage = StageSpec("bench", spec.name)
         self.state = ChunkState.from_neurons(
@@ -111,7 +111,8 @@ class TrainerBench:
         eval_x = {"validation": val}
         if stacked:
             self.runner = StackedRunner(setup, x, y.T.contiguous(), eval_x, device,
-                                        precision=precision, conv=conv)
+                                        precision=precision, conv=conv,
+                                        first_layer=first_layer)
         elif workers > 1 and n > 1:
             self.runner = PoolRunner(setup, x, y.T.contiguous(), eval_x, min(workers, n))
         else:
@@ -144,13 +145,16 @@ def measure(arch: str, n: int, args, device, workers: int, x, val, gen) -> dict:
     images = len(x)
     y = torch.rand(images, n, generator=gen).to(device)
     row: dict = {"architecture": arch, "neurons": n, "precision": args.precision_resolved,
-                 "conv": args.conv}
+                 "conv": args.conv, "first_layer": args.first_layer,
+                 "train_flops": training_flops(spec),
+                 "strategy": "stacked" if args.stacked else "per_model"}
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     try:
         bench = TrainerBench(spec, n, x, y, val, args.batch, device, workers,
-                             args.precision_resolved, args.conv, args.stacked)
+                             args.precision_resolved, args.conv, args.stacked,
+                             args.first_layer)
         trainer_t = [bench.epoch() for _ in range(args.rounds)]
         bench.close()
     except torch.OutOfMemoryError:
@@ -219,7 +223,10 @@ def main() -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "exact", "tf32", "bf16"],
                    help=f"stacked (GPU) arithmetic; auto = {GPU_PRECISION}")
     p.add_argument("--conv", default="grouped", choices=["grouped", "gemm"],
-                   help="stacked kxk convolutions: unfold + matmul or grouped convolution")
+                   help="stacked kxk convolutions: grouped convolution or unfold + matmul")
+    p.add_argument("--first-layer", default="cudnn", choices=["cudnn", "gemm"],
+                   help="stacked first convolution: cuDNN, or one GEMM of the image patches "
+                        "writing channels-last")
     p.add_argument("--workers", type=int, default=0, help="CPU trainer processes (0: all cores)")
     p.add_argument("--strategy", default="auto", choices=["auto", "stacked", "per_model"],
                    help="trainer strategy (auto: stacked on a GPU, per_model on a CPU)")
@@ -243,7 +250,8 @@ def main() -> None:
     desc = torch.cuda.get_device_name(device) if gpu else \
         f"{platform.processor() or platform.machine()}, {available_cores()} cores"
     print(f"# torch {torch.__version__}, device {device} ({desc}), "
-          + (f"stacked, precision {args.precision_resolved}, conv {args.conv}" if args.stacked
+          + (f"stacked, precision {args.precision_resolved}, conv {args.conv}, first layer "
+             f"{args.first_layer}" if args.stacked
              else f"per_model x{workers}")
           + f", batch {args.batch}, {args.images} images per trainer epoch, "
           f"{args.naive_images} per naive pass, {args.rounds} rounds", flush=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Every GPU measurement of the stacked trainer in one run of about 7 minutes (issue #8):
+# Every GPU measurement of the stacked trainer in one run of about 8 minutes (issue #8):
 # environment, a profile of one step, the throughput table (5 architectures x 1/32/300
-# neurons against the naive loop), precision and convolution variants, larger chunks, and
-# the precision/chunk check against float64 on a small simulated site.
+# neurons against the naive loop), the precision/chunk check against float64 on a small
+# simulated site, then precision and convolution variants and other chunk sizes.
 #
 #   scripts/gpu_check.sh OUT_DIR [SITE.npz]
 #
@@ -37,12 +37,12 @@ if [ "${SMOKE:-0}" = 1 ]; then
   PROF="--neurons 3 --steps 2"
   DEV="${DEVICE:-cpu}"
 else
-  BIG="--neurons 1 32 300 --images 1000 --naive-images 200 --rounds 3"
+  BIG="--neurons 1 32 300 --images 1000 --naive-images 200 --rounds 2"
   VAR="--neurons 300 --images 1000 --rounds 2 --skip-naive --architectures ff-CNN ff+sa-CNN"
-  LARGE="--neurons 600 1200 --images 1000 --rounds 2 --skip-naive --architectures ff-CNN rf-CNN"
-  PREC="--epochs 8 --chunk 13"
+  LARGE="--neurons 100 600 --images 1000 --rounds 2 --skip-naive --architectures ff-CNN"
+  PREC="--epochs 6 --chunk 20"
   PROF="--neurons 300 --steps 10"
-  WIDE=(--neurons 32 --images 500 --rounds 2)
+  WIDE=(--neurons 64 128 --images 300 --rounds 2)
   DEV="${DEVICE:-cuda}"
 fi
 STACKED=""
@@ -56,22 +56,24 @@ print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no cuda')
   git rev-parse HEAD 2>/dev/null; git status --short 2>/dev/null | head -20
 } >"$OUT/env.txt" 2>&1
 
-step "profile ff-CNN" 90 "$OUT/profile.txt" "$PY" scripts/profile_stacked_step.py \
+step "profile ff-CNN" 60 "$OUT/profile.txt" "$PY" scripts/profile_stacked_step.py \
   --device "$DEV" --architecture ff-CNN $PROF
-step "throughput vs naive" 270 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
+step "profile ff-CNN, gemm first layer" 60 "$OUT/profile.txt" "$PY" \
+  scripts/profile_stacked_step.py --device "$DEV" --architecture ff-CNN $PROF --first-layer gemm
+step "throughput vs naive" 180 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
   --device "$DEV" $STACKED $BIG --json "$OUT/bench.jsonl"
-for variant in "--precision tf32" "--precision exact" "--conv grouped"; do
-  step "variant $variant" 45 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
-    --device "$DEV" $STACKED $VAR $variant --json "$OUT/bench.jsonl"
-done
-step "variant c=375 grouped" 60 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
-  --device "$DEV" $STACKED "${WIDE[@]}" --skip-naive --architectures "rf+sa-CNN (c=375)" \
-  --conv grouped --json "$OUT/bench.jsonl"
-step "larger chunks" 60 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
-  --device "$DEV" $STACKED $LARGE --json "$OUT/bench.jsonl"
 if [ -n "$SITE" ]; then
-  step "precision and chunks vs float64" 200 "$OUT/precision.txt" "$PY" \
+  step "precision and chunks vs float64" 170 "$OUT/precision.txt" "$PY" \
     scripts/precision_check.py --dataset "$SITE" --device "$DEV" $PREC \
     --json "$OUT/precision.jsonl"
 fi
+for variant in "--first-layer gemm" "--precision tf32" "--precision exact" "--conv gemm"; do
+  step "variant $variant" 40 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
+    --device "$DEV" $STACKED $VAR $variant --json "$OUT/bench.jsonl"
+done
+step "c=375 at larger chunks" 60 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
+  --device "$DEV" $STACKED "${WIDE[@]}" --skip-naive --architectures "rf+sa-CNN (c=375)" \
+  --json "$OUT/bench.jsonl"
+step "larger chunks" 60 "$OUT/bench.txt" "$PY" scripts/benchmark_training.py \
+  --device "$DEV" $STACKED $LARGE --json "$OUT/bench.jsonl"
 echo "done $(date +%T)" | tee -a "$LOG"

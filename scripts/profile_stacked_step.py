@@ -33,6 +33,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--precision", default=None, help=f"default: {GPU_PRECISION} on CUDA")
     p.add_argument("--conv", default="grouped", choices=["grouped", "gemm"])
+    p.add_argument("--first-layer", default="cudnn", choices=["cudnn", "gemm"])
     p.add_argument("--rows", type=int, default=25)
     args = p.parse_args()
     device = torch.device(args.device)
@@ -46,7 +47,8 @@ def main() -> None:
     x = torch.rand(images, 1, 50, 50, generator=gen)
     y = torch.rand(args.neurons, images, generator=gen)
     setup = ModelSetup(spec, (), "eval", 1e-3, args.batch, 500, "float32", False)
-    runner = StackedRunner(setup, x, y, {}, device, precision=precision, conv=args.conv)
+    runner = StackedRunner(setup, x, y, {}, device, precision=precision, conv=args.conv,
+                           first_layer=args.first_layer)
     keys = [neuron_key(i) for i in range(args.neurons)]
     order = torch.arange(images)
     state = runner.run_epoch(state, order, keys).state  # warm-up
@@ -58,7 +60,8 @@ def main() -> None:
             torch.cuda.synchronize()
     key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     print(f"# {args.architecture}, {args.neurons} neurons, {args.steps} steps of {args.batch}, "
-          f"precision {precision}, conv {args.conv}, device {device}")
+          f"precision {precision}, conv {args.conv}, first layer {args.first_layer}, "
+          f"device {device}")
     print(prof.key_averages().table(sort_by=key, row_limit=args.rows, max_name_column_width=60))
 
 

@@ -17,6 +17,7 @@ import torch
 import xarray as xr
 
 from sacnn.models import build_network, spec_from_dict
+from sacnn.models.dropout import dropout_masks
 from sacnn.models.stacked import StackedNetwork
 from sacnn.training import (
     CheckpointError,
@@ -144,18 +145,32 @@ def test_stacked_outputs_gradients_and_first_step_match_the_reference_loop(chunk
 
 
 @pytest.mark.parametrize("conv", ["gemm", "grouped"])
-def test_both_convolution_forms_of_the_stacked_network_agree(conv):
+@pytest.mark.parametrize("first_layer", ["gemm", "cudnn"])
+@pytest.mark.parametrize("training", [False, True])
+def test_every_form_of_the_stacked_network_agrees_with_the_reference(conv, first_layer,
+                                                                    training):
     spec = TINY["ff"]
     c = cfg(dtype="float64")
     states = [initial_state(spec, StageSpec("m", spec.name), c, "s", n, None) for n in range(3)]
-    model = ChunkState.from_neurons(states).model
+    model = {k: v.clone() for k, v in ChunkState.from_neurons(states).model.items()}
+    params = {k: v.requires_grad_(True) for k, v in model.items() if v.is_floating_point()
+              and "running" not in k}
     x = torch.from_numpy(make_arrays().fit_images[:5]).double().unsqueeze(1)
-    out = StackedNetwork(spec, conv=conv)(dict(model), x, training=False)
-    ref = [build_network(spec).double() for _ in range(3)]
-    for i, net in enumerate(ref):
+    net_stacked = StackedNetwork(spec, conv=conv, first_layer=first_layer)
+    channels = [spec.channels] * len(net_stacked.dropout_sites)
+    masks = list(dropout_masks([7, 8, 9], [0], 5, channels, spec.dropout, torch.float64)[0])
+    out = net_stacked(model, x, masks, training=training)
+    out.sum().backward()
+    for i in range(3):
+        net = build_network(spec).double()
         net.load_state_dict(states[i].model)
-        net.eval()
-        np.testing.assert_allclose(out[i].detach().numpy(), net(x).detach().numpy(), atol=1e-10)
+        net.train(training)
+        ref = net(x, [m[i].reshape(5, -1, 1, 1) for m in masks])
+        ref.sum().backward()
+        np.testing.assert_allclose(out[i].detach().numpy(), ref.detach().numpy(), atol=1e-10)
+        for name, p in net.named_parameters():
+            np.testing.assert_allclose(params[name].grad[i].numpy(), p.grad.numpy(), atol=1e-10,
+                                       err_msg=name)
 
 
 @pytest.mark.parametrize("strategy", ["per_model", "stacked"])

@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from sacnn import cost
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
 BIN = Path(sys.executable).parent
@@ -194,6 +196,12 @@ def test_paper_config_dry_run_on_reference_layout(tmp_path):
     n_models = len(cfg["models"])
     t3 = cfg["experiments"]["table3"]
     assert counts["train_chunk"] == n_models * 2 + len(t3["models"]) * len(t3["fractions"])
+    # the cost projection plans exactly the workflow's training jobs (sacnn.experiment)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        jobs = cost.training_jobs(cost.load_config(paper), {})
+    assert sum(len(j.chunks) for j in jobs) == counts["train_chunk"]
+    assert {(j.site, j.model) for j in jobs} >= {("M1S1", "ff_cnn"), ("M2S1", "rf_cnn_c30")}
     assert "resources/M1S1/train_img_m1s1.npy" in out
     # the paper config replaces (not extends) the default: no demo site, no demo widths
     assert "sim1" not in out

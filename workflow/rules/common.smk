@@ -5,13 +5,13 @@
 # config change.
 
 import json
-import math
 import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from sacnn import experiment
 from sacnn.models import get_architecture
 from sacnn.training.config import StageSpec
 
@@ -27,19 +27,9 @@ SITES = config["sites"]
 MODELS = config["models"]
 ARCHITECTURES = config["architectures"]
 EXPERIMENTS = config["experiments"]
-FIGURE_NAMES = [
-    "fig1b",
-    "fig2",
-    "fig3",
-    "fig4",
-    "fig5",
-    "fig6",
-    "fig7",
-    "fig8",
-    "fig9",
-    "fig10",
-]
-TABLES = ["table1", "table2", "table3", "tableA"]
+# The experiment matrix (tables, figures, cells, incremental chains): sacnn.experiment.
+FIGURE_NAMES = list(experiment.FIGURE_NAMES)
+TABLES = list(experiment.TABLES)
 
 
 class WorkflowConfigError(ValueError):
@@ -134,7 +124,7 @@ def site_n_neurons(site):
 
 
 def site_chunks(site):
-    return list(range(math.ceil(site_n_neurons(site) / config["chunk_size"])))
+    return list(range(experiment.n_chunks(site_n_neurons(site), config["chunk_size"])))
 
 
 def simulate_args(wildcards):
@@ -166,17 +156,7 @@ def model_architecture(model):
 
 def model_chain(model):
     """``model`` and the stages it is initialised from, earliest first."""
-    out = [model]
-    while MODELS[out[0]].get("init_from"):
-        parent = MODELS[out[0]]["init_from"]
-        if parent not in MODELS:
-            raise WorkflowConfigError(
-                f"models.{out[0]}.init_from: unknown model {parent!r}"
-            )
-        if parent in out:
-            raise WorkflowConfigError(f"models.{model}: init_from forms a cycle {out}")
-        out.insert(0, parent)
-    return out
+    return experiment.model_chain(MODELS, model)
 
 
 def train_settings(wildcards):
@@ -238,18 +218,7 @@ def metrics_file(site, model, fraction):
 
 def table_cells(table):
     """(site, model, fraction) triples a table reads."""
-    spec = EXPERIMENTS[table]
-    if table == "tableA":
-        models = [m for row in spec["rows"] for m in (row["model"], row["versus"])]
-    else:
-        models = [*spec["models"], spec["baseline"]]
-    fractions = spec.get("fractions") or [spec["fraction"]]
-    return [
-        (s, m, f)
-        for s in spec["sites"]
-        for m in dict.fromkeys(models)
-        for f in fractions
-    ]
+    return experiment.table_cells(config, table)
 
 
 def table_inputs(wildcards):
@@ -306,16 +275,16 @@ def parameter_spec():
 # ---------------------------------------------------------------------------- figures
 
 FIGURES_CFG = config["figures"]
-FIGURE_SITE = FIGURES_CFG.get("site") or EXPERIMENTS["table1"]["sites"][0]
-FIGURES = [f for f in FIGURE_NAMES if f in FIGURES_CFG]
+FIGURE_SITE = experiment.figure_site(config)
+FIGURES = experiment.figures(config)
 
 
 def figure_sites(fig):
-    return FIGURES_CFG[fig].get("sites") or [FIGURE_SITE]
+    return experiment.figure_sites(config, fig)
 
 
 def figure_models(fig):
-    return FIGURES_CFG[fig].get("models") or []
+    return experiment.figure_models(config, fig)
 
 
 def figure_inputs_dict(fig, fraction="f100"):
@@ -390,17 +359,7 @@ def figure_params_json(wildcards):
 
 def all_cells():
     """Every (site, model, fraction) that some table or figure reads."""
-    cells = [c for t in TABLES for c in table_cells(t)]
-    cells += [
-        (s, m, "f100")
-        for f in FIGURES
-        for s in figure_sites(f)
-        for m in figure_models(f)
-    ]
-    if FIGURES:
-        example = FIGURES_CFG["example_neuron"].get("models") or []
-        cells += [(FIGURE_SITE, m, "f100") for m in example]
-    return list(dict.fromkeys(cells))
+    return experiment.all_cells(config)
 
 
 def check_workflow_config():

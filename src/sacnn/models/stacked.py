@@ -28,6 +28,7 @@ from sacnn.models.network import Network
 from sacnn.models.specs import ArchitectureSpec
 
 CONV_IMPLS = ("grouped", "gemm")
+FIRST_LAYER_IMPLS = ("cudnn", "gemm")
 _BN_MOMENTUM, _BN_EPS = 0.1, 1e-5
 
 
@@ -39,14 +40,22 @@ class StackedNetwork:
     ``conv_dtype`` (e.g. bfloat16) is the operand type of the per-model kxk convolutions,
     which hold nearly all the arithmetic; they accumulate and return in the parameters'
     dtype, and everything else (first convolution, attention, batch norm, readout) stays in
-    it too.
+    it too. ``first_layer="gemm"`` computes the shared first convolution as one matrix
+    product of the image patches with every model's filters, writing channels-last (and, with
+    ``conv_dtype``, pooling in that dtype before the cast back), so the largest activation of
+    the network is written once, narrow, in the layout the next layers read best. It is an
+    alternative to cuDNN's convolution for the GPU measurements (docs/performance.md: the
+    first layer was 60 % of a step there); both agree to 1e-10 in float64.
     """
 
     def __init__(self, spec: ArchitectureSpec, frozen: Sequence[str] = (),
                  frozen_mode: str = "eval", conv: str = "grouped",
-                 conv_dtype: torch.dtype | None = None) -> None:
+                 conv_dtype: torch.dtype | None = None, first_layer: str = "cudnn") -> None:
         if conv not in CONV_IMPLS:
             raise ValueError(f"conv must be one of {CONV_IMPLS}, got {conv!r}")
+        if first_layer not in FIRST_LAYER_IMPLS:
+            raise ValueError(f"first_layer must be one of {FIRST_LAYER_IMPLS}, "
+                             f"got {first_layer!r}")
         template = Network(spec)
         self.spec = spec
         self.order = list(template.order)
@@ -56,6 +65,7 @@ class StackedNetwork:
         self.frozen_mode = frozen_mode
         self.conv = conv
         self.conv_dtype = conv_dtype
+        self.first_layer = first_layer
 
     # -- helpers ----------------------------------------------------------------------
     def _in_train_mode(self, module: str, training: bool) -> bool:
@@ -83,6 +93,8 @@ class StackedNetwork:
         n, c_out, c_in, k, _ = w.shape
         b, _, hh, ww = h.shape
         if first:  # every model sees the same image: one dense convolution
+            if self.first_layer == "gemm":
+                return self._first_conv_gemm(h, w.reshape(n * c_out, c_in * k * k), k)
             return F.conv2d(h, w.reshape(n * c_out, c_in, k, k))
         ho, wo = hh - k + 1, ww - k + 1
         if k == 1:
@@ -97,6 +109,25 @@ class StackedNetwork:
         out = torch.matmul(w.reshape(n, c_out, c_in * k * k), cols)
         return out.reshape(b, n * c_out, ho, wo).to(dtype)
 
+    def _first_conv_gemm(self, x: Tensor, w: Tensor, k: int) -> Tensor:
+        """The shared first convolution as (B*L, Cin*k*k) @ (Cin*k*k, N*C), channels-last.
+
+        Returns a (B, N*C, Ho, Wo) tensor with channels-last strides, in ``conv_dtype`` when
+        set (the caller pools, then casts back): the patches' inner dimension is padded to a
+        multiple of 8 for tensor cores.
+        """
+        b, _, hh, ww = x.shape
+        ho, wo = hh - k + 1, ww - k + 1
+        dtype = self.conv_dtype or x.dtype
+        patches = F.unfold(x.to(dtype), k).transpose(1, 2)        # (B, L, Cin*k*k)
+        pad = -patches.shape[-1] % 8
+        weight = w.to(dtype).t()                                   # (Cin*k*k, N*C)
+        if pad:
+            patches = F.pad(patches, (0, pad))
+            weight = F.pad(weight, (0, 0, 0, pad))
+        out = torch.matmul(patches.reshape(b * ho * wo, -1), weight)
+        return out.reshape(b, ho, wo, -1).permute(0, 3, 1, 2)
+
     @staticmethod
     def _dropout(h: Tensor, mask: Tensor | None) -> Tensor:
         if mask is None:
@@ -107,9 +138,11 @@ class StackedNetwork:
 
     def _conv_block(self, h: Tensor, s: Mapping[str, Tensor], name: str, pool: bool,
                     first: bool, mask: Tensor | None, training: bool) -> Tensor:
+        dtype = h.dtype
         h = self._conv(h, s[f"{name}.conv.weight"], first)
         if pool:
             h = F.max_pool2d(h, 2)
+        h = h.to(dtype)  # the gemm first layer pools in conv_dtype (max is exact in any dtype)
         h = torch.sigmoid(self._batch_norm(h, s, f"{name}.bn", training))
         return self._dropout(h, mask if self._in_train_mode(name, training) else None)
 

@@ -270,7 +270,8 @@ class StackedRunner:
     """
 
     def __init__(self, setup: ModelSetup, x: Tensor, y: Tensor, eval_x: dict[str, Tensor],
-                 device: torch.device, precision: str = "exact", conv: str = "grouped") -> None:
+                 device: torch.device, precision: str = "exact", conv: str = "grouped",
+                 first_layer: str = "cudnn") -> None:
         self.setup = setup
         self.device = device
         self.precision = precision
@@ -281,7 +282,8 @@ class StackedRunner:
         self.trainable = [n for n, p in template.named_parameters() if p.requires_grad]
         self.dropout_channels = template.dropout_channels()
         self.net = StackedNetwork(setup.spec, setup.freeze, setup.frozen_mode, conv,
-                                  conv_dtype=torch.bfloat16 if precision == "bf16" else None)
+                                  conv_dtype=torch.bfloat16 if precision == "bf16" else None,
+                                  first_layer=first_layer)
         largest = max(setup.spec.channels * (setup.spec.input_size - 4) ** 2, 1)
         self.eval_largest = largest
 
