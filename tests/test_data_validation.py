@@ -7,6 +7,7 @@ import pytest
 from fixtures_data import SITE, tiny_arrays, tiny_site, write_reference
 
 from sacnn.data import DataValidationError, IngestOptions, ingest, open_dataset
+from sacnn.data.ingest import OutputPathError
 
 
 def _ingest(site_dir, tmp_path, **opts):
@@ -213,7 +214,7 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputPathError, match="cannot write the dataset there.*disk full"):
         _ingest(tiny_site(tmp_path), tmp_path)
     assert list((tmp_path / "out").iterdir()) == []
 

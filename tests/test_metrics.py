@@ -127,9 +127,13 @@ def test_n_top():
     assert n_top(100) == 1
     assert n_top(10) == 1  # 0.1 image rounds to 0; at least one image
     assert n_top(1) == 1
-    assert n_top(150) == 2  # 1.5 rounds half-up
+    assert n_top(150) == 2  # 1.5 rounds to the even 2
     assert n_top(149) == 1
     assert n_top(1500, 0.009) == 14  # 13.5 despite 0.009 * 1500 == 13.499999999999998
+    # the released notebook's k = round(N / 100), halves to even (issue: N = 250, 450, ...)
+    for n in [50, 250, 450, 650, 850, 1250, 1000, 350, 999, 1001]:
+        assert n_top(n) == max(1, round(n / 100)), n
+    assert n_top(250) == 2 and n_top(350) == 4
     assert n_top(7, 1.0) == 7
     assert n_top(1000, 0.05) == 50
 

@@ -378,22 +378,42 @@ def test_resume_after_sigkill(tmp_path):
     assert np.array_equal(full.val_predictions, resumed.val_predictions)
 
 
-def test_checkpoint_of_another_config_or_a_corrupt_file_is_refused(tmp_path):
+def test_an_unusable_checkpoint_is_set_aside_and_training_starts_over(tmp_path, caplog):
+    """Corrupt, foreign or other-settings checkpoints must not make every retry fail."""
     spec, data = TINY["ff"], make_arrays()
     stage = StageSpec("m", spec.name)
     ckpt = tmp_path / "ck.pt"
+    fresh = train_chunk(spec, stage, data, cfg(epochs=3), site="s")
+    other = cfg(epochs=3, learning_rate=0.01)
+    fresh_other = train_chunk(spec, stage, data, other, site="s")
     with pytest.raises(InterruptedError):
         train_chunk(spec, stage, data, cfg(epochs=3), site="s", checkpoint=ckpt,
                     stop_after_epoch=1)
-    with pytest.raises(CheckpointError, match="fingerprint"):
-        train_chunk(spec, stage, data, cfg(epochs=3, learning_rate=0.01), site="s",
-                    checkpoint=ckpt)
-    ckpt.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="weights_only"):
-        train_chunk(spec, stage, data, cfg(epochs=3), site="s", checkpoint=ckpt)
-    torch.save({"format": "something else"}, ckpt)
-    with pytest.raises(CheckpointError, match="'format'"):
-        train_chunk(spec, stage, data, cfg(epochs=3), site="s", checkpoint=ckpt)
+    truncated = ckpt.read_bytes()[:200]
+    cases = [("fingerprint", other, None, fresh_other),
+             ("weights_only", cfg(epochs=3), b"not a checkpoint", fresh),
+             ("weights_only", cfg(epochs=3), truncated, fresh),
+             ("'format'", cfg(epochs=3), {"format": "something else"}, fresh),
+             ("not a complete", cfg(epochs=3), {"format": "sacnn-checkpoint-v2",
+                                                "fingerprint": None}, fresh)]
+    for match, c, content, expected in cases:
+        if isinstance(content, bytes):
+            ckpt.write_bytes(content)
+        elif isinstance(content, dict):
+            if content.get("fingerprint", 1) is None:  # right format and fingerprint, no data
+                from sacnn.training.trainer import _fingerprint
+
+                content["fingerprint"] = _fingerprint(spec, stage, c, "s", [11, 12, 13], data)
+            torch.save(content, ckpt)
+        elif not ckpt.exists():
+            continue
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="sacnn.training"):
+            got = train_chunk(spec, stage, data, c, site="s", checkpoint=ckpt)
+        assert match in caplog.text and "starts over from epoch 1" in caplog.text, match
+        assert (tmp_path / "ck.pt.unusable").exists()
+        np.testing.assert_array_equal(got.val_predictions, expected.val_predictions)
+        (tmp_path / "ck.pt.unusable").unlink()
 
 
 def test_checkpoints_are_never_unpickled(tmp_path):

@@ -156,6 +156,45 @@ def test_config_typo_fails_at_once_with_the_key(tmp_path):
     assert "epochz" in proc.stdout + proc.stderr
 
 
+@pytest.mark.parametrize("where, change, message", [
+    ("ingest", {"holdout_fracton": 0.2}, "sites.sim1.ingest: unknown key(s) ['holdout_fracton']"),
+    ("simulate", {"n_neurons": -2}, "sites.sim1.simulate: setting 'n_neurons': expected >= 1"),
+    ("simulate", {"seed": "abc"}, "sites.sim1.simulate: setting 'seed': expected an integer"),
+    ("simulate", {"n_trian": 5}, "sites.sim1.simulate: unknown key(s) ['n_trian']"),
+])
+def test_site_settings_are_checked_before_any_job(tmp_path, where, change, message):
+    """Typos inside a site's ingest/simulate settings fail the dry run, not the first job."""
+    cfg = yaml.safe_load(TINY.read_text())
+    site = cfg["sites"]["sim1"]
+    site[where] = {**(site.get(where) or {}), **change}
+    work = workdir_with(tmp_path, cfg)
+    proc = snakemake(work, "-n", check=False)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+
+
+def test_a_corrupt_raw_file_is_reported_by_ingest_not_by_the_dag(tmp_path):
+    """The DAG never trusts data files: a broken trainRsp plans one chunk and ingest_site
+    fails with its message naming the file and the field."""
+    write_reference_site(tmp_path / "resources" / "M1S1", "m1s1", n_neurons=7, seed=1)
+    write_reference_site(tmp_path / "resources" / "M2S1", "m2s1", n_neurons=5, seed=2)
+    (tmp_path / "resources" / "M1S1" / "trainRsp_m1s1.npy").write_text("not an array\n")
+    paper = ROOT / "config" / "paper.yaml"
+    proc = snakemake(tmp_path, "results/table1.csv", "-n", "--cores", "2", "--configfile",
+                     str(paper))
+    out = proc.stdout + proc.stderr
+    assert "cannot read the neuron count of site M1S1" in out
+    assert "Exception" not in out
+    proc = snakemake(tmp_path, "results/M1S1/dataset.nc", "--cores", "2",
+                     "--show-failed-logs", "--configfile", str(paper), check=False)
+    out = proc.stdout + proc.stderr  # --show-failed-logs (Makefile, slurm_gpu) shows the log
+    assert proc.returncode != 0 and "rule ingest_site" in out
+    assert "trainRsp_m1s1.npy: field 'train_responses'" in out and "no .npy header" in out
+    log = (tmp_path / "results" / "logs" / "ingest" / "M1S1.log").read_text()
+    assert "no .npy header" in log and "Traceback" not in log
+    assert not (tmp_path / "results" / "M1S1" / "dataset.nc").exists()
+
+
 def test_config_unknown_model_in_a_table_is_named(tmp_path):
     cfg = yaml.safe_load(TINY.read_text())
     cfg["experiments"]["table1"]["models"].append("no_such_model")

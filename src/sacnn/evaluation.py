@@ -39,6 +39,42 @@ class EvaluationError(ValueError):
     """Chunk files that do not fit together; the message names the file."""
 
 
+_CHUNK_VARIABLES = ("prediction", "response", "best_epoch")
+
+
+def _read_chunk(path: Path) -> xr.Dataset:
+    """One chunk's predictions, checked; an unreadable file says which job to rerun."""
+    rerun = ("it is written by the train_chunk job of this chunk: delete it and run "
+             "snakemake again to retrain that chunk")
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds = ds.load()
+    except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, ValueError, ...
+        raise EvaluationError(f"{path}: not a readable predictions file ({exc}); {rerun}"
+                              ) from exc
+    missing = [v for v in (*_CHUNK_VARIABLES, "image", "neuron") if v not in ds.variables]
+    if missing:
+        raise EvaluationError(f"{path}: field(s) {missing} missing, expected a chunk's "
+                              f"predictions (docs/architecture.md); {rerun}")
+    return ds
+
+
+def read_dataset_trials(path: Path) -> xr.Dataset:
+    """The validation trials of a canonical dataset (plain xarray: no torch in this job)."""
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            if "val_responses" not in ds:
+                raise EvaluationError(f"{path}: field 'val_responses' missing, expected a "
+                                      "canonical dataset (docs/data-format.md)")
+            return ds[["val_responses"]].load()
+    except EvaluationError:
+        raise
+    except Exception as exc:
+        raise EvaluationError(f"{path}: not a readable canonical dataset ({exc}); it is "
+                              "written by the ingest_site job: delete it and run snakemake "
+                              "again") from exc
+
+
 def gather(paths: Sequence[str | Path]) -> xr.Dataset:
     """Concatenate chunk predictions (in the given order) along ``neuron``.
 
@@ -47,10 +83,7 @@ def gather(paths: Sequence[str | Path]) -> xr.Dataset:
     """
     if not paths:
         raise EvaluationError("no chunk predictions given")
-    parts = []
-    for p in paths:
-        with xr.open_dataset(p, engine="netcdf4") as ds:
-            parts.append(ds.load())
+    parts = [_read_chunk(Path(p)) for p in paths]
     first = parts[0]
     for p, ds in zip(paths, parts, strict=True):
         for key in ("site", "model"):
@@ -191,12 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    preds = gather(args.chunks)
-    dataset = None
-    if args.dataset:
-        # only the validation trials are needed; plain xarray keeps this job light (no torch)
-        with xr.open_dataset(args.dataset, engine="netcdf4") as ds:
-            dataset = ds[["val_responses"]].load()
+    try:
+        preds = gather(args.chunks)
+        dataset = read_dataset_trials(args.dataset) if args.dataset else None
+    except EvaluationError as exc:
+        raise SystemExit(f"sacnn.evaluation: error: {exc}") from None
     df = score(preds, dataset, site=args.site, model=args.model,
                label=args.label or str(preds.attrs.get("label", args.model)),
                fraction=args.fraction, top_fraction=args.top_fraction)

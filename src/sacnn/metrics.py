@@ -20,6 +20,7 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -153,10 +154,12 @@ def pearson(pred: ArrayLike, real: ArrayLike, axis: int = -1) -> FloatOrArray:
 def n_top(n_images: int, top_fraction: float = 0.01) -> int:
     """Number of images ``k`` in the top ``top_fraction`` of ``n_images``.
 
-    ``k = max(1, floor(top_fraction * n_images + 0.5))``: the fraction rounded half-up,
-    and at least one image so that PT is defined for small image sets (for N < 50 the
-    1% default would otherwise round to zero images). For N = 1000 and the default 1%
-    this gives k = 10, as in the released code.
+    ``k = max(1, round(top_fraction * n_images))`` with Python's ``round`` (halves to even),
+    as the released notebook computes ``round(N / 100)``: k = 10 for N = 1000, and 2 for
+    N = 250 (2.5 rounds to 2). The product is formed exactly from the fraction's decimal
+    form, so 0.009 x 1500 is the half 13.5 (-> 14), not binary 13.4999... At least one
+    image, so that PT stays defined for small image sets (N < 50 at the 1 % default; the
+    released code would take k = 0 there).
 
     Raises:
         ValueError: ``n_images < 1`` or ``top_fraction`` not in (0, 1].
@@ -169,9 +172,7 @@ def n_top(n_images: int, top_fraction: float = 0.01) -> int:
         raise ValueError(f"top_fraction must be in (0, 1], got {top_fraction!r}")
     if int(n_images) < 1:
         raise ValueError(f"n_images must be >= 1, got {n_images}")
-    # The tolerance makes exact halves round up despite binary rounding of the product
-    # (0.009 * 1500 evaluates to 13.499999999999998, not 13.5).
-    k = math.floor(fraction * int(n_images) + 0.5 + 1e-9)
+    k = round(Fraction(repr(fraction)) * int(n_images))  # exact; halves to even
     return min(max(1, k), int(n_images))
 
 

@@ -7,9 +7,12 @@ does not change when the chunk size or the order of jobs changes.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def derive_seed(base_seed: int, *keys: object) -> int:
@@ -21,6 +24,8 @@ def derive_seed(base_seed: int, *keys: object) -> int:
 
 def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
     """A torch generator seeded with ``seed`` on ``device``."""
+    import torch  # here: seeding is imported by light modules (simulator settings)
+
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
     return gen

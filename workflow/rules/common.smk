@@ -4,15 +4,19 @@
 # config["experiments"] and config["figures"]; adding a site, a model or an architecture is a
 # config change.
 
+import functools
 import json
 import shlex
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from sacnn import experiment
+from sacnn.data.options import IngestOptions
+from sacnn.data.raw import read_npy_header
+from sacnn.data.validate import DataValidationError
 from sacnn.models import get_architecture
+from sacnn.simulate.config import SiteConfig
 from sacnn.training.config import StageSpec
 
 # Every step runs `python -m sacnn...` with the interpreter that runs Snakemake: the Makefile
@@ -84,20 +88,19 @@ def raw_inputs(wildcards):
     return required + [p for p in optional if Path(p).exists()]
 
 
+@functools.cache
 def site_n_neurons(site):
     """Neurons of a site, known before ingest so that a dry run can plan every chunk.
 
     Simulated: the simulator's setting. Raw: ``n_neurons`` from config, else the header of
-    trainRsp (or the neuron dimension of the NetCDF file). With ingest's
-    ``nan_policy: mask_neuron`` give ``n_neurons`` (the count after masking) explicitly.
+    trainRsp (or the neuron dimension of the NetCDF file), read with ingest's validating
+    header reader and never trusted: a file it cannot read plans one chunk, so that the
+    ingest job (which owns the file) fails with its message naming file and field. With
+    ingest's ``nan_policy: mask_neuron`` give ``n_neurons`` (the count after masking).
     """
     cfg = SITES[site]
     if is_simulated(site):
         if "n_neurons" not in cfg["simulate"]:
-            from sacnn.simulate.site import (
-                SiteConfig,
-            )  # slow import (scipy): only if needed
-
             return SiteConfig().n_neurons
         return int(cfg["simulate"]["n_neurons"])
     if "n_neurons" in cfg:
@@ -105,22 +108,35 @@ def site_n_neurons(site):
     folder, files = Path(site_raw_dir(site)), site_files(site)
     rsp = folder / f"trainRsp_{files}.npy"
     if rsp.exists():
-        shape = np.load(rsp, mmap_mode="r", allow_pickle=False).shape
+        try:
+            shape, _ = read_npy_header(rsp, "train_responses")
+        except DataValidationError as exc:
+            return _plan_one_chunk(site, exc)
         if len(shape) != 2:
-            raise WorkflowConfigError(
-                f"{rsp}: expected (images, neurons), got shape {shape}"
-            )
+            return _plan_one_chunk(site, f"{rsp}: shape {shape}, not (images, neurons)")
         return int(shape[1])
     netcdf = folder / f"{files}.nc"
     if netcdf.exists():
-        import netCDF4
+        try:
+            import netCDF4
 
-        with netCDF4.Dataset(netcdf) as nc:
-            return len(nc.dimensions["neuron"])
+            with netCDF4.Dataset(netcdf) as nc:
+                return len(nc.dimensions["neuron"])
+        except Exception as exc:  # any unreadable file: ingest reports it properly
+            return _plan_one_chunk(site, f"{netcdf}: {exc}")
     raise WorkflowConfigError(
         f"sites.{site}: no raw data found: expected {rsp} (reference layout) or {netcdf}; "
         f"see docs/data-format.md, or set sites.{site}.n_neurons to plan a dry run"
     )
+
+
+def _plan_one_chunk(site, problem):
+    print(
+        f"sacnn: cannot read the neuron count of site {site} ({problem}); planning one "
+        f"training chunk for it: its ingest_site job will report the problem",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def site_chunks(site):
@@ -364,6 +380,15 @@ def all_cells():
 
 def check_workflow_config():
     """Cross-checks the schema cannot express; fail before any job with a readable message."""
+    for site, cfg in SITES.items():  # the settings each site's first job would reject
+        try:
+            IngestOptions.from_dict(
+                cfg.get("ingest") or {}, where=f"sites.{site}.ingest"
+            )
+            if is_simulated(site):
+                SiteConfig.from_dict(cfg["simulate"], where=f"sites.{site}.simulate")
+        except ValueError as exc:
+            raise WorkflowConfigError(str(exc)) from None
     for model in MODELS:
         model_chain(model)
         model_stage(model)

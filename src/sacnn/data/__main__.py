@@ -19,6 +19,19 @@ def _parse_value(text: str):
         return text
 
 
+def _options_json(text: str | None) -> dict:
+    if not text:
+        return {}
+    try:
+        opts = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--options-json: not valid JSON ({exc})") from None
+    if not isinstance(opts, dict):  # a user error, reported like every ValueError here
+        kind = type(opts).__name__
+        raise ValueError(f"--options-json: expected a JSON object of ingest options, got {kind}")  # noqa: TRY004
+    return opts
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sacnn.data",
@@ -44,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "ingest":
-            opts = json.loads(args.options_json) if args.options_json else {}
+            opts = _options_json(args.options_json)
             for item in args.option:
                 if "=" not in item:
                     raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")

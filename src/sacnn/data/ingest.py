@@ -22,14 +22,20 @@ from sacnn.data.preprocess import (
 from sacnn.data.raw import RawSite, load_netcdf, read_site
 from sacnn.data.validate import (
     DataValidationError,
+    check_finite_after,
     check_finite_responses,
     check_images,
     check_neuron_variance,
     check_unique_ids,
+    check_value_range,
 )
 from sacnn.provenance import code_version, config_json
 
 FORMAT_VERSION = "1"
+
+
+class OutputPathError(ValueError):
+    """The canonical dataset cannot be written where asked; the message names the path."""
 
 
 def _apply_nan_policy(raw: RawSite, opts: IngestOptions) -> tuple[RawSite, list]:
@@ -75,9 +81,12 @@ def _py(v: Any) -> Any:
 
 
 def check_values(raw: RawSite) -> None:
-    """Value-level checks that need the whole arrays (images, zero-variance neurons, ids)."""
+    """Value-level checks that need the whole arrays (images, ranges, zero-variance neurons,
+    ids)."""
     check_images(raw.train_images, raw.file_of.get("train_images", "train_images"), "train_images")
     check_images(raw.val_images, raw.file_of.get("val_images", "val_images"), "val_images")
+    for name in ("train_images", "val_images", "train_responses", "val_responses"):
+        check_value_range(getattr(raw, name), raw.file_of.get(name, name), name)
     check_neuron_variance(
         raw.train_responses, raw.file_of.get("train_responses", "train_responses"),
         "train_responses", list(raw.neuron_ids),
@@ -106,6 +115,17 @@ def build_dataset(
     train, val, img_info = normalise_images(train, val, opts.image_norm)
     tresp, vresp, rscale = scale_responses(raw.train_responses, raw.val_responses,
                                            opts.response_scale)
+    steps = f"downsampling and image_norm '{opts.image_norm}' (float32)"
+    for name, arr in (("train_images", train), ("val_images", val)):
+        check_finite_after(arr, steps, raw.file_of.get(name, name), name)
+    tresp = tresp.astype(np.float32)
+    vresp = vresp.astype(np.float32)
+    steps = f"response_scale '{opts.response_scale}' and the cast to float32"
+    check_finite_after(tresp, steps, raw.file_of.get("train_responses", "train_responses"),
+                       "train_responses")
+    if np.isinf(vresp).any():
+        check_finite_after(vresp[np.isinf(vresp)], steps,
+                           raw.file_of.get("val_responses", "val_responses"), "val_responses")
     n = train.shape[0]
     rank = permutation_rank(n, opts.seed, site)
     holdout = holdout_from_rank(rank, opts.holdout_fraction)
@@ -130,9 +150,9 @@ def build_dataset(
         f"{opts.response_units} / training std per neuron"
     data_vars = {
         "train_images": (("train_image", "y", "x"), train.astype(np.float32, copy=False)),
-        "train_responses": (("neuron", "train_image"), tresp.astype(np.float32)),
+        "train_responses": (("neuron", "train_image"), tresp),
         "val_images": (("val_image", "y", "x"), val.astype(np.float32, copy=False)),
-        "val_responses": (("neuron", "val_image", "repeat"), vresp.astype(np.float32)),
+        "val_responses": (("neuron", "val_image", "repeat"), vresp),
         "train_rank": (("train_image",), rank.astype(np.int32)),
         "train_holdout": (("train_image",), holdout.astype(bool)),
     }
@@ -166,17 +186,25 @@ def build_dataset(
             "config": config_json({"ingest": opts.to_dict(), **dict(config or {})}),
         }
     )
+    validate_canonical(ds, "the dataset built from " + ", ".join(sorted(raw.files)))
     return ds
 
 
 def write_dataset_atomic(ds: xr.Dataset, out: Path) -> Path:
     """Write to a temporary file in the same folder, then rename: never a half-written file."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a path below a file
+        raise OutputPathError(f"{out}: cannot create the folder {out.parent} for the dataset "
+                              f"({exc.strerror or exc})") from None
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
         os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputPathError(f"{out}: cannot write the dataset there ({exc})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

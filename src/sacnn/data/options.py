@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sacnn.settings import SettingError, check_settings
+
 LAYOUTS = ("auto", "reference", "netcdf")
 VAL_LAYOUTS = ("auto", "mean", "image_neuron_repeat", "repeat_image_neuron")
 NAN_POLICIES = ("refuse", "mask_neuron")
@@ -16,12 +18,19 @@ RESPONSE_SCALES = ("none", "neuron_std")
 
 SIDECAR = "site.yaml"
 
+#: The type of every option (sacnn.settings kinds), checked before any value is used.
+OPTION_KINDS = {
+    "layout": "str", "val_layout": "str", "repeats": "int?", "nan_policy": "str",
+    "image_norm": "str", "response_scale": "str", "holdout_fraction": "float", "seed": "int",
+    "image_size": "int", "response_units": "str", "image_units": "str",
+}
+
 
 def _reject_unknown(cls: type, data: Mapping[str, Any], where: str) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(
+        raise SettingError(
             f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(known)}"
         )
 
@@ -56,6 +65,7 @@ class IngestOptions:
     image_units: str = "grey level"
 
     def __post_init__(self) -> None:
+        check_settings(dataclasses.asdict(self), OPTION_KINDS)
         for name, allowed in (
             ("layout", LAYOUTS), ("val_layout", VAL_LAYOUTS), ("nan_policy", NAN_POLICIES),
             ("image_norm", IMAGE_NORMS), ("response_scale", RESPONSE_SCALES),
@@ -75,9 +85,16 @@ class IngestOptions:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "ingest options") -> IngestOptions:
+        """Options from a mapping; every error names ``where`` they came from."""
+        if data is not None and not isinstance(data, Mapping):
+            raise SettingError(f"{where}: expected a mapping of ingest options, got "
+                               f"{type(data).__name__}")
         data = dict(data or {})
         _reject_unknown(cls, data, where)
-        return cls(**data)
+        try:
+            return cls(**data)
+        except ValueError as exc:
+            raise SettingError(f"{where}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -90,12 +107,15 @@ def load_sidecar(site_dir: Path) -> dict[str, Any]:
         return {}
     import yaml
 
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise SettingError(f"{path}: not a readable YAML file of ingest options ({exc})") from None
     if not isinstance(data, dict):
         kind = type(data).__name__
-        raise ValueError(f"{path}: expected a mapping of ingest options, got {kind}")  # noqa: TRY004
-    _reject_unknown(IngestOptions, data, str(path))
+        raise SettingError(f"{path}: expected a mapping of ingest options, got {kind}")
+    IngestOptions.from_dict(data, where=str(path))  # types and values, naming the file
     return data
 
 
@@ -106,5 +126,6 @@ def resolve_options(
     if isinstance(options, IngestOptions):
         return options
     merged = load_sidecar(site_dir)
+    IngestOptions.from_dict(options, where="ingest options (config or --option)")
     merged.update(dict(options or {}))
     return IngestOptions.from_dict(merged)

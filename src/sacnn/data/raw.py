@@ -85,17 +85,56 @@ def detect_layout(site_dir: Path, site: str, layout: str) -> str:
     )
 
 
-def _load_npy(path: Path, field_name: str) -> np.ndarray:
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npy_header(path: Path, field_name: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header, checked, without reading (or unpickling) the data.
+
+    Refuses, naming the file and field: a missing or empty file, a file that is not .npy
+    (e.g. text saved under that name), an unreadable header, and object arrays (which only
+    pickle can load).
+    """
+    path = Path(path)
     if not path.exists():
         raise DataValidationError(path, field_name, "an existing .npy file", "missing file")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError as exc:  # object arrays need pickle: refused for untrusted files
+        with open(path, "rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+            if not head:
+                raise DataValidationError(path, field_name, "a .npy array",
+                                          "an empty file (0 bytes)")
+            if head != _NPY_MAGIC:
+                raise DataValidationError(
+                    path, field_name, "a .npy array (a file written by numpy.save)",
+                    f"no .npy header: the file starts with {head!r}")
+            fh.seek(0)
+            version = np.lib.format.read_magic(fh)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                else np.lib.format.read_array_header_2_0
+            shape, _, dtype = reader(fh)
+    except DataValidationError:
+        raise
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        raise DataValidationError(path, field_name, "a readable .npy header",
+                                  f"a malformed header ({exc})") from exc
+    if dtype.hasobject:
         raise DataValidationError(
-            path, field_name, "a plain numeric .npy array (no pickled objects)", str(exc)
-        ) from exc
-    except OSError as exc:
-        raise DataValidationError(path, field_name, "a readable .npy file", str(exc)) from exc
+            path, field_name, "a plain numeric .npy array",
+            f"dtype {dtype} holds Python objects, which only pickle can load (refused for "
+            "untrusted files)")
+    return tuple(shape), dtype
+
+
+def _load_npy(path: Path, field_name: str) -> np.ndarray:
+    shape, dtype = read_npy_header(path, field_name)
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        expected = int(np.prod(shape)) * dtype.itemsize
+        raise DataValidationError(
+            path, field_name, f"a complete .npy array of shape {shape} and dtype {dtype} "
+            f"({expected} bytes of data)", f"unreadable data, truncated? ({exc})") from exc
     if not isinstance(arr, np.ndarray):
         raise DataValidationError(path, field_name, "a single .npy array", type(arr).__name__)
     return arr

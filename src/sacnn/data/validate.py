@@ -110,3 +110,32 @@ def check_unique_ids(ids: np.ndarray, file: str | Path, field: str) -> None:
         raise DataValidationError(
             file, field, "unique ids", f"{dup.size} duplicated id(s), e.g. {dup[0]!r}"
         )
+
+
+#: Largest magnitude accepted for a pixel or a response. Real stimuli (8/16-bit grey levels,
+#: [0, 1] floats) and responses (dF/F, rates, counts, raw fluorescence) are far below it;
+#: beyond it a value is a unit or file mistake, and float32 sums over 50k images would
+#: overflow during normalisation.
+VALUE_LIMIT = 1e6
+
+
+def check_value_range(arr: np.ndarray, file: str | Path, field: str,
+                      limit: float = VALUE_LIMIT) -> None:
+    """Refuse magnitudes beyond ``limit`` (finite ones; NaN/inf are other checks' business)."""
+    if arr.dtype.kind not in "iuf" or arr.size == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        finite = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, bool)
+        peak = float(np.abs(arr[finite]).max()) if finite.any() else 0.0
+    if peak > limit:
+        raise DataValidationError(
+            file, field, f"values within +-{limit:g} (rescale the data if this is intended)",
+            f"a value of magnitude {peak:g}")
+
+
+def check_finite_after(arr: np.ndarray, step: str, file: str | Path, field: str) -> None:
+    """After a cast or a normalisation every value must still be finite (no overflow)."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise DataValidationError(
+            file, field, f"finite values after {step}",
+            "NaN or inf (a value overflowed: check the file's units and range)")

@@ -5,10 +5,24 @@ population (Gabor centre, divisive normalisation, MGSM-gated surround) and two-p
 noise; ``load_oracle`` gives back the true model for in-silico experiments.
 """
 
-from sacnn.simulate.neurons import Population, aperture_mask
-from sacnn.simulate.noise import NoiseParams
-from sacnn.simulate.realism import realism_stats
-from sacnn.simulate.site import SiteConfig, load_oracle, simulate_site, write_site
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562), so that `sacnn.simulate.config` stays light to import:
+# the workflow validates simulation settings when it starts without loading scipy.
+_EXPORTS = {
+    "Population": "neurons", "aperture_mask": "neurons", "NoiseParams": "noise",
+    "realism_stats": "realism", "SiteConfig": "config", "load_oracle": "site",
+    "simulate_site": "site", "write_site": "site",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"sacnn.simulate.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'sacnn.simulate' has no attribute {name!r}")
 
 __all__ = [
     "NoiseParams",

@@ -33,7 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.config is not None:
         import yaml
 
-        data.update(yaml.safe_load(args.config.read_text()) or {})
+        try:
+            loaded = yaml.safe_load(args.config.read_text()) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            print(f"error: --config {args.config}: not a readable YAML/JSON file ({exc})",
+                  file=sys.stderr)
+            return 2
+        if not isinstance(loaded, dict):
+            print(f"error: --config {args.config}: expected a mapping of settings, got "
+                  f"{type(loaded).__name__}", file=sys.stderr)
+            return 2
+        data.update(loaded)
     for item in args.set:
         if "=" not in item:
             print(f"error: --set expects KEY=VALUE, got {item!r}", file=sys.stderr)
@@ -48,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.seed is not None:
         data["seed"] = args.seed
     try:
-        cfg = SiteConfig.from_dict(data)
+        cfg = SiteConfig.from_dict(data, where=str(args.config) if args.config else
+                                   "simulation settings")
     except (TypeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from sacnn.data import open_dataset, training_arrays
+from sacnn.data import DataValidationError, open_dataset, training_arrays
 from sacnn.models import SpecError, get_architecture
 from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
 from sacnn.training.outputs import predictions_dataset, save_weights, write_netcdf
@@ -85,8 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     tune_glibc_malloc()  # a training process: keep big activation blocks mapped
     try:
         return _train(args)
-    except (TrainingConfigError, CheckpointError, SpecError) as err:
+    except (TrainingConfigError, CheckpointError, SpecError, DataValidationError) as err:
         raise SystemExit(f"sacnn.training: error: {err}") from err
+    except json.JSONDecodeError as err:
+        raise SystemExit(f"sacnn.training: error: --settings is not valid JSON ({err})") from err
 
 
 def _train(args: argparse.Namespace) -> int:

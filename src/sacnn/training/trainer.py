@@ -342,10 +342,20 @@ def _resume(path: Path, fingerprint: str) -> tuple[ChunkState, _Progress, int]:
     if ck.get("fingerprint") != fingerprint:
         raise CheckpointError(
             f"{path}: field 'fingerprint' does not match this run (the config, "
-            "architecture, neurons or data changed since it was written); delete the "
-            "checkpoint to start over, or restore the settings that wrote it")
-    return ChunkState.from_checkpoint(ck["states"]), _Progress.from_checkpoint(ck), \
-        int(ck["epoch"])
+            "architecture, neurons or data changed since it was written)")
+    try:
+        return ChunkState.from_checkpoint(ck["states"]), _Progress.from_checkpoint(ck), \
+            int(ck["epoch"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"{path}: not a complete {CHECKPOINT_FORMAT} file "
+                              f"(field {exc} missing or malformed)") from None
+
+
+def _set_aside(path: Path) -> Path:
+    """Move an unusable checkpoint out of the way (kept for inspection, never read again)."""
+    aside = path.with_name(path.name + ".unusable")
+    path.replace(aside)
+    return aside
 
 
 def _make_runner(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, arrays: _ChunkArrays,
@@ -371,7 +381,7 @@ def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLi
     """Fit one model per neuron of ``data`` and return each neuron's best epoch.
 
     ``checkpoint``: a file rewritten atomically after every epoch; if it exists the run
-    resumes from it. ``init_weights``: the weights file of ``stage.init_from`` for the same
+    resumes from it (an unusable one is renamed ``<name>.unusable`` and the run starts over). ``init_weights``: the weights file of ``stage.init_from`` for the same
     neurons. ``stop_after_epoch`` ends the run early after checkpointing (tests use it to
     stand in for a kill). ``gpus``: GPUs the job was given (``device: auto`` must use one).
     """
@@ -384,9 +394,20 @@ def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLi
     arrays = _ChunkArrays.of(data, cfg, len(neuron_ids))
     fingerprint = _fingerprint(spec, stage, cfg, site, neuron_ids, data)
     ckpt = Path(checkpoint) if checkpoint else None
+    resumed = None
     if ckpt is not None and ckpt.exists():
-        state, progress, start_epoch = _resume(ckpt, fingerprint)
-        log.info("resuming %s/%s from %s after epoch %d", site, stage.model, ckpt, start_epoch)
+        # A checkpoint is a cache of progress: one that cannot be used (corrupt, truncated,
+        # of other settings) is set aside and training starts over, so that a scheduler's
+        # retries can succeed; the numbers are those of an uninterrupted run either way.
+        try:
+            resumed = _resume(ckpt, fingerprint)
+            log.info("resuming %s/%s from %s after epoch %d", site, stage.model, ckpt,
+                     resumed[2])
+        except CheckpointError as exc:
+            log.warning("%s; moved to %s, training %s/%s starts over from epoch 1", exc,
+                        _set_aside(ckpt), site, stage.model)
+    if resumed is not None:
+        state, progress, start_epoch = resumed
     else:
         state = _initial_chunk_state(spec, stage, cfg, site, neuron_ids, init_weights)
         progress, start_epoch = _Progress.start(state, cfg.epochs, len(arrays.val_y[0])), 0

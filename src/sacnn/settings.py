@@ -1,0 +1,61 @@
+"""Type checks for settings read from YAML, JSON or the command line.
+
+A setting of the wrong type (``repeats: [10]``, ``seed: abc``, ``image_size: null``) must fail
+with a message naming the setting and what was expected, not with a TypeError deep inside the
+code. Callers prefix the message with where the setting came from (a file, a config key).
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+
+class SettingError(ValueError):
+    """A setting with a wrong type or value; the message names it and what was expected."""
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_setting(name: str, value: Any, kind: str, where: str = "") -> None:
+    """Check ``value`` against ``kind``: int, int?, float, str, bool, mapping?, strs, floats2.
+
+    ``?`` allows None; ``strs`` is a list of strings, ``floats2`` a pair of numbers. Booleans
+    are not numbers here (``repeats: true`` is a mistake, not 1).
+    """
+    optional = kind.endswith("?")
+    base = kind.rstrip("?")
+    if value is None and optional:
+        return
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    def is_real(v: Any) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+    ok, expected = {
+        "int": (is_int(value), "an integer"),
+        "float": (is_real(value), "a number"),
+        "str": (isinstance(value, str), "a string"),
+        "bool": (isinstance(value, bool), "true or false"),
+        "mapping": (isinstance(value, Mapping), "a mapping of settings"),
+        "strs": (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value),
+                 "a list of strings"),
+        "floats2": (isinstance(value, list | tuple) and len(value) == 2
+                    and all(is_real(v) for v in value), "a pair of numbers [low, high]"),
+    }[base]
+    if not ok:
+        prefix = f"{where}: " if where else ""
+        raise SettingError(f"{prefix}setting '{name}': expected {expected}"
+                           f"{' or null' if optional else ''}, got {_describe(value)}")
+
+
+def check_settings(values: Mapping[str, Any], kinds: Mapping[str, str], where: str = "") -> None:
+    """:func:`check_setting` for every entry of ``kinds`` present in ``values``."""
+    for name, kind in kinds.items():
+        if name in values:
+            check_setting(name, values[name], kind, where)

@@ -1,0 +1,192 @@
+"""A user's mistakes: every bad input fails at the step that owns it, with a message naming the
+file and the field, a non-zero exit, no traceback and nothing half-written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+from fixtures_data import SITE, tiny_arrays, tiny_site, write_reference
+
+from sacnn.data import DataValidationError, ingest
+from sacnn.data import __main__ as data_cli
+from sacnn.data.validate import VALUE_LIMIT
+from sacnn.evaluation import EvaluationError, gather
+from sacnn.evaluation import main as evaluation_main
+from sacnn.simulate import __main__ as simulate_cli
+
+
+def run_ingest_cli(site_dir, tmp_path, *extra):
+    out = tmp_path / "out" / "dataset.nc"
+    return data_cli.main(["ingest", str(site_dir), SITE, "--out", str(out), *extra]), out
+
+
+def assert_refused(capsys, code, out, *parts):
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, err
+    assert not out.exists()
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # no temporary left
+    return err
+
+
+# -- overflow and absurd ranges ---------------------------------------------------------------
+
+@pytest.mark.parametrize("field, file", [("train_images", "train_img"),
+                                         ("val_responses", "valRsp"),
+                                         ("train_responses", "trainRsp")])
+def test_values_beyond_the_limit_are_refused_with_file_and_field(tmp_path, capsys, field, file):
+    arrays = tiny_arrays()
+    arr = arrays[field].astype(np.float64)
+    arr.flat[7] = 1e40  # float32 would make it inf; z-scoring would turn every image to NaN
+    arrays[field] = arr
+    site = write_reference(tmp_path / SITE, arrays)
+    code, out = run_ingest_cli(site, tmp_path)
+    assert_refused(capsys, code, out, f"{file}_{SITE}.npy", f"'{field}'",
+                   f"within +-{VALUE_LIMIT:g}", "1e+40")
+
+
+def test_a_value_that_overflows_in_preprocessing_is_caught_after_the_step(tmp_path,
+                                                                         monkeypatch):
+    import importlib
+
+    ingest_mod = importlib.import_module("sacnn.data.ingest")  # the package's `ingest` is a function
+
+    def overflowing(train, val, method):
+        with np.errstate(over="ignore"):
+            return train * np.float32(1e38) * np.float32(10), val, {"image_norm": method}
+
+    monkeypatch.setattr(ingest_mod, "normalise_images", overflowing)
+    with pytest.raises(DataValidationError, match=r"train_img_tiny.npy: field 'train_images': "
+                       r"expected finite values after downsampling and image_norm"):
+        ingest(tiny_site(tmp_path), SITE, out=tmp_path / "out" / "dataset.nc")
+    assert not (tmp_path / "out" / "dataset.nc").exists()
+
+
+# -- unreadable files -------------------------------------------------------------------------
+
+def _npy_cases(tmp_path):
+    ok = tmp_path / "ok.npy"
+    np.save(ok, tiny_arrays()["train_responses"])
+    data = ok.read_bytes()
+    return {
+        "empty": (b"", "an empty file (0 bytes)"),
+        "text": (b"0.1 0.2 0.3\n0.4 0.5 0.6\n", "no .npy header"),
+        "truncated": (data[:len(data) - 40], "truncated?"),
+        "bad header": (b"\x93NUMPY\x01\x00\x10\x00{nonsense}      \n", "malformed header"),
+    }
+
+
+def test_broken_npy_files_are_refused_with_what_is_wrong(tmp_path, capsys):
+    for name, (content, why) in _npy_cases(tmp_path).items():
+        site = tiny_site(tmp_path / name.replace(" ", "_"))
+        (site / f"trainRsp_{SITE}.npy").write_bytes(content)
+        code, out = run_ingest_cli(site, tmp_path / name.replace(" ", "_"))
+        err = assert_refused(capsys, code, out, f"trainRsp_{SITE}.npy", "'train_responses'", why)
+        assert "pickle" not in err, (name, err)  # a text file is not 'pickled objects'
+
+
+def test_object_arrays_are_refused_as_needing_pickle(tmp_path, capsys):
+    site = tiny_site(tmp_path, train_responses=np.array([{"a": 1}] * 40, dtype=object))
+    code, out = run_ingest_cli(site, tmp_path)
+    assert_refused(capsys, code, out, f"trainRsp_{SITE}.npy", "holds Python objects")
+
+
+# -- site.yaml and option values ---------------------------------------------------------------
+
+@pytest.mark.parametrize("sidecar, parts", [
+    ("val_layout: [unclosed\n", ["site.yaml", "not a readable YAML file"]),
+    ("repeats: [10]\n", ["site.yaml", "'repeats'", "an integer or null", "[10]"]),
+    ("image_size: null\n", ["site.yaml", "'image_size'", "an integer", "None"]),
+    ("seed: abc\n", ["site.yaml", "'seed'", "an integer", "'abc'"]),
+    ("holdout_fraction: true\n", ["site.yaml", "'holdout_fraction'", "a number"]),
+    ("- repeats\n", ["site.yaml", "expected a mapping"]),
+])
+def test_bad_site_yaml_names_the_file_and_the_setting(tmp_path, capsys, sidecar, parts):
+    site = tiny_site(tmp_path)
+    (site / "site.yaml").write_text(sidecar)
+    code, out = run_ingest_cli(site, tmp_path)
+    assert_refused(capsys, code, out, *parts)
+
+
+def test_bad_command_line_options_are_explained(tmp_path, capsys):
+    site = tiny_site(tmp_path)
+    code, out = run_ingest_cli(site, tmp_path, "--options-json", "[1]")
+    assert_refused(capsys, code, out, "--options-json", "expected a JSON object", "list")
+    code, out = run_ingest_cli(site, tmp_path, "--options-json", "{repeats: 4")
+    assert_refused(capsys, code, out, "--options-json: not valid JSON")
+    code, out = run_ingest_cli(site, tmp_path, "-o", "seed=abc")
+    assert_refused(capsys, code, out, "config or --option", "'seed'", "an integer")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    code = data_cli.main(["ingest", str(site), SITE, "--out", str(blocker / "dataset.nc")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot create the folder" in err and "a_file" in err, err
+    assert "Traceback" not in err
+
+
+def test_simulation_settings_of_the_wrong_type_are_named(tmp_path, capsys):
+    assert simulate_cli.main([str(tmp_path / "s"), "-s", "seed=abc", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'seed'" in err and "an integer" in err and "Traceback" not in err
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text("n_neurons: [3\n")
+    assert simulate_cli.main([str(tmp_path / "s"), "--config", str(cfg)]) == 2
+    assert "sim.yaml" in capsys.readouterr().err
+    cfg.write_text("n_neurons: -2\n")
+    assert simulate_cli.main([str(tmp_path / "s"), "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "sim.yaml" in err and "'n_neurons'" in err and ">= 1" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_cli_exit_status_and_no_traceback_in_a_real_process(tmp_path):
+    site = tiny_site(tmp_path)
+    (site / f"trainRsp_{SITE}.npy").write_bytes(b"")
+    proc = subprocess.run([sys.executable, "-m", "sacnn.data", "ingest", str(site), SITE,
+                           "--out", str(tmp_path / "o" / "d.nc")], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "trainRsp_tiny.npy: field 'train_responses'" in proc.stderr
+
+
+# -- evaluation of corrupt chunks ------------------------------------------------------------
+
+def test_a_corrupt_chunk_prediction_file_says_which_job_to_rerun(tmp_path, capsys):
+    bad = tmp_path / "chunk0" / "predictions.nc"
+    bad.parent.mkdir()
+    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)  # an HDF5 signature, then garbage
+    with pytest.raises(EvaluationError, match="chunk0/predictions.nc: not a readable "
+                       "predictions file.*train_chunk job of this chunk: delete it"):
+        gather([bad])
+    other = tmp_path / "other.nc"
+    xr.Dataset({"x": ("a", [1.0])}).to_netcdf(other)
+    with pytest.raises(EvaluationError, match=r"other.nc: field\(s\) \['prediction'"):
+        gather([other])
+    with pytest.raises(SystemExit) as exc:
+        evaluation_main([str(bad), "--site", "s", "--model", "m", "--out-predictions",
+                         str(tmp_path / "p.nc"), "--out-metrics", str(tmp_path / "m.csv")])
+    assert "sacnn.evaluation: error:" in str(exc.value)
+    assert not (tmp_path / "p.nc").exists() and not (tmp_path / "m.csv").exists()
+
+
+def test_training_cli_reports_a_corrupt_dataset_and_bad_settings(tmp_path):
+    from sacnn.training.__main__ import main as training_main
+
+    bad = tmp_path / "dataset.nc"
+    bad.write_bytes(b"garbage")
+    args = ["--dataset", str(bad), "--site", "s", "--model", "m", "--weights",
+            str(tmp_path / "w.pt"), "--predictions", str(tmp_path / "p.nc")]
+    settings = '{"models": {"m": {"architecture": "rf-CNN"}}, "training": {"device": "cpu"}}'
+    with pytest.raises(SystemExit) as exc:
+        training_main(["--settings", settings, *args])
+    assert "dataset.nc: field 'dataset': expected a readable NetCDF4 file" in str(exc.value)
+    with pytest.raises(SystemExit) as exc:
+        training_main(["--settings", "{not json", *args])
+    assert "--settings is not valid JSON" in str(exc.value)
+    assert not (tmp_path / "w.pt").exists() and not (tmp_path / "p.nc").exists()
