@@ -7,9 +7,12 @@ code. Callers prefix the message with where the setting came from (a file, a con
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class SettingError(ValueError):
@@ -59,3 +62,27 @@ def check_settings(values: Mapping[str, Any], kinds: Mapping[str, str], where: s
     for name, kind in kinds.items():
         if name in values:
             check_setting(name, values[name], kind, where)
+
+
+def settings_from_dict(cls: type[T], data: Any, kinds: Mapping[str, str], where: str,
+                       convert: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> T:
+    """Build the settings dataclass ``cls`` from a mapping read from a file or a config.
+
+    Refuses a non-mapping, unknown keys and values of the wrong type, and re-raises the
+    class's own value checks, every message prefixed with ``where`` (a file or config key).
+    ``convert`` adapts checked values (e.g. lists to tuples) before construction.
+    """
+    if data is not None and not isinstance(data, Mapping):
+        raise SettingError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+    values = dict(data or {})
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise SettingError(f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(known)}")
+    check_settings(values, kinds, where)
+    if convert is not None:
+        values = convert(values)
+    try:
+        return cls(**values)
+    except ValueError as exc:
+        raise SettingError(f"{where}: {exc}") from None

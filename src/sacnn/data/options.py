@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sacnn.settings import SettingError, check_settings
+from sacnn.settings import SettingError, check_settings, settings_from_dict
 
 LAYOUTS = ("auto", "reference", "netcdf")
 VAL_LAYOUTS = ("auto", "mean", "image_neuron_repeat", "repeat_image_neuron")
@@ -24,15 +24,6 @@ OPTION_KINDS = {
     "image_norm": "str", "response_scale": "str", "holdout_fraction": "float", "seed": "int",
     "image_size": "int", "response_units": "str", "image_units": "str",
 }
-
-
-def _reject_unknown(cls: type, data: Mapping[str, Any], where: str) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SettingError(
-            f"{where}: unknown key(s) {unknown}; allowed keys are {sorted(known)}"
-        )
 
 
 @dataclass(frozen=True)
@@ -86,15 +77,7 @@ class IngestOptions:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "ingest options") -> IngestOptions:
         """Options from a mapping; every error names ``where`` they came from."""
-        if data is not None and not isinstance(data, Mapping):
-            raise SettingError(f"{where}: expected a mapping of ingest options, got "
-                               f"{type(data).__name__}")
-        data = dict(data or {})
-        _reject_unknown(cls, data, where)
-        try:
-            return cls(**data)
-        except ValueError as exc:
-            raise SettingError(f"{where}: {exc}") from None
+        return settings_from_dict(cls, data, OPTION_KINDS, where)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

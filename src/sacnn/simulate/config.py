@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sacnn.settings import SettingError, check_settings
+from sacnn.settings import check_settings, settings_from_dict
 from sacnn.simulate import noise as noise_mod
 from sacnn.simulate.stimuli import PHOTOS
 
@@ -68,23 +68,11 @@ class SiteConfig:
     def from_dict(cls, data: Mapping[str, Any] | None,
                   where: str = "simulation config") -> SiteConfig:
         """Settings from a mapping; every error names ``where`` they came from."""
-        if data is not None and not isinstance(data, Mapping):
-            raise SettingError(f"{where}: expected a mapping of settings, got "
-                               f"{type(data).__name__}")
-        data = dict(data or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SettingError(f"{where}: unknown key(s) {unknown}; "
-                               f"allowed keys are {sorted(known)}")
-        check_settings(data, SITE_KINDS, where)
-        for k in ("val_photos", "half_peak_range"):
-            if k in data:
-                data[k] = tuple(data[k])
-        try:
-            return cls(**data)
-        except ValueError as exc:
-            raise SettingError(f"{where}: {exc}") from None
+        def tuples(values: dict[str, Any]) -> dict[str, Any]:
+            return {k: tuple(v) if k in ("val_photos", "half_peak_range") else v
+                    for k, v in values.items()}
+
+        return settings_from_dict(cls, data, SITE_KINDS, where, tuples)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
