@@ -20,58 +20,48 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from sacnn.data import TrainingArrays
 from sacnn.metrics import pearson
 from sacnn.models import get_architecture
 from sacnn.training import StageSpec, TrainConfig, train_chunk
 
-
-@dataclass(frozen=True)
-class Arrays:
-    fit_images: np.ndarray
-    fit_responses: np.ndarray
-    holdout_images: np.ndarray
-    holdout_responses: np.ndarray
-    val_images: np.ndarray
-    val_responses: np.ndarray
-    neuron_ids: np.ndarray
-
-    def subset(self, rows: slice) -> Arrays:
-        return replace(self, fit_responses=self.fit_responses[rows],
-                       holdout_responses=self.holdout_responses[rows],
-                       val_responses=self.val_responses[rows], neuron_ids=self.neuron_ids[rows])
+#: What the .npz holds: the arrays training reads (trials, image ids: not needed here).
+NPZ_FIELDS = ("fit_images", "fit_responses", "holdout_images", "holdout_responses",
+              "val_images", "val_responses", "neuron_ids")
 
 
-def load(path: Path, neurons: int | None) -> Arrays:
+def load(path: Path, neurons: int | None) -> TrainingArrays:
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
-            arrays = Arrays(**{k: z[k].astype(np.float32) if "images" in k or "responses" in k
-                               else z[k] for k in Arrays.__dataclass_fields__})
+            a = {k: z[k].astype(np.float32) if k != "neuron_ids" else z[k] for k in NPZ_FIELDS}
+        arrays = TrainingArrays(**a, val_responses_trials=a["val_responses"][..., None],
+                                val_image_ids=np.arange(len(a["val_images"])),
+                                fit_image_ids=np.arange(len(a["fit_images"])))
     else:
         from sacnn.data import open_dataset, training_arrays
 
-        t = training_arrays(open_dataset(path), 1.0)
-        arrays = Arrays(**{k: np.asarray(getattr(t, k)) for k in Arrays.__dataclass_fields__})
-    return arrays.subset(slice(0, neurons)) if neurons else arrays
+        arrays = training_arrays(open_dataset(path), 1.0)
+    return arrays.select_neurons(slice(0, neurons)) if neurons else arrays
 
 
 def export(src: Path, dst: Path) -> None:
     """Write the training arrays of a canonical site as a compact .npz (float16 images)."""
     a = load(src, None)
     np.savez_compressed(dst, **{k: getattr(a, k).astype(np.float16) if "images" in k
-                                else getattr(a, k) for k in Arrays.__dataclass_fields__})
+                                else getattr(a, k) for k in NPZ_FIELDS})
 
 
-def final_corr(result, arrays: Arrays) -> np.ndarray:
+def final_corr(result, arrays: TrainingArrays) -> np.ndarray:
     return np.array([pearson(p, r) for p, r in zip(result.val_predictions,
                                                     arrays.val_responses)], dtype=np.float64)
 
 
-def run(spec, arrays: Arrays, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, float]:
+def run(spec, arrays: TrainingArrays, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, float]:
     t = time.perf_counter()
     res = train_chunk(spec, StageSpec("check", spec.name), arrays, cfg, site="check")
     return final_corr(res, arrays), res.best_epoch, time.perf_counter() - t
@@ -121,7 +111,7 @@ def main() -> None:
         if args.chunk:
             cfg = replace(base, precision=args.precisions[0])
             whole = run(spec, arrays, cfg)
-            parts = [run(spec, arrays.subset(slice(s, s + args.chunk)), cfg)
+            parts = [run(spec, arrays.select_neurons(slice(s, s + args.chunk)), cfg)
                      for s in range(0, n, args.chunk)]
             joined = (np.concatenate([q[0] for q in parts]),
                       np.concatenate([q[1] for q in parts]), sum(q[2] for q in parts))

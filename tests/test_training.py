@@ -157,7 +157,7 @@ def test_every_form_of_the_stacked_network_agrees_with_the_reference(conv, first
               and "running" not in k}
     x = torch.from_numpy(make_arrays().fit_images[:5]).double().unsqueeze(1)
     net_stacked = StackedNetwork(spec, conv=conv, first_layer=first_layer)
-    channels = [spec.channels] * len(net_stacked.dropout_sites)
+    channels = net_stacked.dropout_channels()
     masks = list(dropout_masks([7, 8, 9], [0], 5, channels, spec.dropout, torch.float64)[0])
     out = net_stacked(model, x, masks, training=training)
     out.sum().backward()

@@ -26,8 +26,13 @@ import numpy as np
 import yaml
 
 from sacnn import experiment
+from sacnn.data.options import IngestOptions
+from sacnn.data.preprocess import fraction_count, holdout_from_rank
+from sacnn.data.raw import site_shape
+from sacnn.data.validate import DataValidationError
 from sacnn.models import get_architecture
 from sacnn.models.cost import training_flops
+from sacnn.simulate.config import SiteConfig
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 PAPER_VAL_IMAGES = 1000
@@ -68,41 +73,26 @@ def load_config(path: Path, schema: Path = SCHEMA) -> dict[str, Any]:
     return config
 
 
-def _npy_shape(path: Path) -> tuple[int, ...]:
-    """The shape in a .npy header, read without loading (or unpickling) the array."""
-    try:
-        with open(path, "rb") as fh:
-            version = np.lib.format.read_magic(fh)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
-                else np.lib.format.read_array_header_2_0
-            shape, _, _ = read(fh)
-    except (OSError, ValueError) as err:
-        raise CostError(f"{path}: not a readable .npy file ({err})") from err
-    if len(shape) < 2:
-        raise CostError(f"{path}: expected (images, neurons, ...), got shape {shape}")
-    return tuple(shape)
-
-
 def site_size(config: Mapping[str, Any], site: str,
               overrides: Mapping[str, SiteSize]) -> SiteSize:
     if site in overrides:
         return overrides[site]
     cfg = config["sites"][site]
     if "simulate" in cfg:
-        from sacnn.simulate.site import SiteConfig
-
-        default, sim = SiteConfig(), cfg["simulate"]
-        return SiteSize(int(sim.get("n_neurons", default.n_neurons)),
-                        int(sim.get("n_train", default.n_train)),
-                        int(sim.get("n_val", default.n_val)))
+        sim = SiteConfig.from_dict(cfg["simulate"], where=f"sites.{site}.simulate")
+        return SiteSize(sim.n_neurons, sim.n_train, sim.n_val)
     folder, files = Path(cfg["raw"]), cfg.get("files", site.lower())
-    rsp, val = folder / f"trainRsp_{files}.npy", folder / f"val_img_{files}.npy"
-    if not rsp.exists():
-        raise CostError(f"sites.{site}: {rsp} not found; give the site's size with "
-                        f"--site {site}=NEURONS:TRAIN_IMAGES[:VAL_IMAGES]")
-    images, neurons = _npy_shape(rsp)[:2]
-    n_val = _npy_shape(val)[0] if val.exists() else PAPER_VAL_IMAGES  # (images, H, W)
-    return SiteSize(int(cfg.get("n_neurons", neurons)), int(images), int(n_val))
+    hint = f"give the site's size with --site {site}=NEURONS:TRAIN_IMAGES[:VAL_IMAGES]"
+    if not (folder / f"trainRsp_{files}.npy").exists() and not (folder / f"{files}.nc").exists():
+        raise CostError(f"sites.{site}: {folder / f'trainRsp_{files}.npy'} not found; {hint}")
+    try:
+        shape = site_shape(folder, files)
+    except DataValidationError as exc:
+        kind = ".npy" if exc.file.endswith(".npy") else "NetCDF"
+        raise CostError(f"{exc.file}: not a readable {kind} file (field '{exc.field}': "
+                        f"expected {exc.expected}; found {exc.found}); {hint}") from None
+    return SiteSize(int(cfg.get("n_neurons", shape.neurons)), shape.train_images,
+                    shape.val_images or PAPER_VAL_IMAGES)
 
 
 def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteSize],
@@ -113,10 +103,11 @@ def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteSize],
     jobs = []
     for site, model, fraction in experiment.trained_cells(config):
         size = site_size(config, site, overrides)
-        holdout = float((config["sites"][site].get("ingest") or {}).get("holdout_fraction",
-                                                                          0.1))
-        taken = round(int(fraction[1:]) / 100 * size.train_images)
-        n_hold = round(holdout * taken) if config["training"]["selection"] == "holdout" else 0
+        taken = fraction_count(size.train_images, experiment.fraction_value(fraction))
+        n_hold = 0
+        if config["training"]["selection"] == "holdout":  # ingest's own hold-out rule
+            h = IngestOptions.from_dict(config["sites"][site].get("ingest")).holdout_fraction
+            n_hold = int(holdout_from_rank(np.arange(taken), h).sum())
         n = size.neurons
         chunks = [min(chunk_size, n - k * chunk_size)
                   for k in range(experiment.n_chunks(n, chunk_size))]

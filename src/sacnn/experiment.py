@@ -84,6 +84,11 @@ def trained_cells(config: Mapping[str, Any]) -> list[Cell]:
     return list(dict.fromkeys(cells))
 
 
+def fraction_value(fraction: str) -> float:
+    """``f25`` -> 0.25: the share of the training images a cell is trained on."""
+    return int(fraction[1:]) / 100
+
+
 def n_chunks(n_neurons: int, chunk_size: int) -> int:
     """Training jobs per (site, model, fraction)."""
     return math.ceil(n_neurons / chunk_size)

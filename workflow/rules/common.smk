@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sacnn import experiment
 from sacnn.data.options import IngestOptions
-from sacnn.data.raw import read_npy_header
+from sacnn.data.raw import site_shape
 from sacnn.data.validate import DataValidationError
 from sacnn.models import get_architecture
 from sacnn.simulate.config import SiteConfig
@@ -92,42 +92,31 @@ def raw_inputs(wildcards):
 def site_n_neurons(site):
     """Neurons of a site, known before ingest so that a dry run can plan every chunk.
 
-    Simulated: the simulator's setting. Raw: ``n_neurons`` from config, else the header of
-    trainRsp (or the neuron dimension of the NetCDF file), read with ingest's validating
-    header reader and never trusted: a file it cannot read plans one chunk, so that the
-    ingest job (which owns the file) fails with its message naming file and field. With
-    ingest's ``nan_policy: mask_neuron`` give ``n_neurons`` (the count after masking).
+    Simulated: the simulator's setting. Raw: ``n_neurons`` from config, else the file
+    headers (``sacnn.data.raw.site_shape``, ingest's checks, nothing loaded), never trusted:
+    a file they reject plans one chunk, so that the ingest job (which owns the file) fails
+    with its message naming file and field. With ingest's ``nan_policy: mask_neuron`` give
+    ``n_neurons`` (the count after masking).
     """
     cfg = SITES[site]
     if is_simulated(site):
-        if "n_neurons" not in cfg["simulate"]:
-            return SiteConfig().n_neurons
-        return int(cfg["simulate"]["n_neurons"])
+        return SiteConfig.from_dict(cfg["simulate"]).n_neurons
     if "n_neurons" in cfg:
         return int(cfg["n_neurons"])
     folder, files = Path(site_raw_dir(site)), site_files(site)
-    rsp = folder / f"trainRsp_{files}.npy"
-    if rsp.exists():
-        try:
-            shape, _ = read_npy_header(rsp, "train_responses")
-        except DataValidationError as exc:
-            return _plan_one_chunk(site, exc)
-        if len(shape) != 2:
-            return _plan_one_chunk(site, f"{rsp}: shape {shape}, not (images, neurons)")
-        return int(shape[1])
-    netcdf = folder / f"{files}.nc"
-    if netcdf.exists():
-        try:
-            import netCDF4
-
-            with netCDF4.Dataset(netcdf) as nc:
-                return len(nc.dimensions["neuron"])
-        except Exception as exc:  # any unreadable file: ingest reports it properly
-            return _plan_one_chunk(site, f"{netcdf}: {exc}")
-    raise WorkflowConfigError(
-        f"sites.{site}: no raw data found: expected {rsp} (reference layout) or {netcdf}; "
-        f"see docs/data-format.md, or set sites.{site}.n_neurons to plan a dry run"
-    )
+    if (
+        not (folder / f"trainRsp_{files}.npy").exists()
+        and not (folder / f"{files}.nc").exists()
+    ):
+        raise WorkflowConfigError(
+            f"sites.{site}: no raw data found in {folder}: expected trainRsp_{files}.npy ... "
+            f"(reference layout) or {files}.nc; see docs/data-format.md, or set "
+            f"sites.{site}.n_neurons to plan a dry run"
+        )
+    try:
+        return site_shape(folder, files).neurons
+    except DataValidationError as exc:
+        return _plan_one_chunk(site, exc)
 
 
 def _plan_one_chunk(site, problem):
@@ -195,7 +184,7 @@ def train_settings(wildcards):
 
 
 def fraction_value(fraction):
-    return int(fraction[1:]) / 100
+    return experiment.fraction_value(fraction)
 
 
 def model_dir(site, model, fraction):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -116,6 +117,15 @@ class TrainingArrays:
     neuron_ids: np.ndarray
     val_image_ids: np.ndarray
     fit_image_ids: np.ndarray
+
+    def select_neurons(self, rows: slice | Sequence[int]) -> TrainingArrays:
+        """The same images with the responses of some neurons (positions) only."""
+        return dataclasses.replace(
+            self, fit_responses=self.fit_responses[rows],
+            holdout_responses=self.holdout_responses[rows],
+            val_responses=self.val_responses[rows],
+            val_responses_trials=self.val_responses_trials[rows],
+            neuron_ids=self.neuron_ids[rows])
 
 
 def training_arrays(ds, fraction: float, neurons: Sequence | slice | None = None) -> TrainingArrays:

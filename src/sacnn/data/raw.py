@@ -126,6 +126,46 @@ def read_npy_header(path: Path, field_name: str) -> tuple[tuple[int, ...], np.dt
     return tuple(shape), dtype
 
 
+@dataclass(frozen=True)
+class SiteShape:
+    """A raw site's counts, known before ingest (to plan jobs or project their cost)."""
+
+    neurons: int
+    train_images: int
+    val_images: int | None  # None: the validation images are not there (yet)
+
+
+def site_shape(site_dir: Path, site: str) -> SiteShape:
+    """Neuron and image counts from ``trainRsp``/``val_img`` headers (reference layout) or
+    the dimensions of ``<site>.nc``: nothing is loaded, and every problem is a
+    :class:`DataValidationError` naming the file, as ingest would report it."""
+    paths = reference_paths(site_dir, site)
+    netcdf = netcdf_path(site_dir, site)
+    if not paths["train_responses"].exists() and netcdf.exists():
+        try:
+            import netCDF4
+
+            with netCDF4.Dataset(netcdf) as nc:
+                return SiteShape(*(len(nc.dimensions[d])
+                                   for d in ("neuron", "train_image", "val_image")))
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            raise DataValidationError(netcdf, "dataset", "a readable NetCDF4 file with "
+                                      "dimensions neuron, train_image, val_image", str(exc)
+                                      ) from exc
+    shape, _ = read_npy_header(paths["train_responses"], "train_responses")
+    if len(shape) != 2:
+        raise DataValidationError(paths["train_responses"], "train_responses",
+                                  "(N_train, neurons) (rank 2)", f"shape {shape}")
+    n_val = None
+    if paths["val_images"].exists():
+        val, _ = read_npy_header(paths["val_images"], "val_images")
+        if len(val) < 3:
+            raise DataValidationError(paths["val_images"], "val_images",
+                                      "images shaped (N, H, W) or (N, H, W, 1)", f"shape {val}")
+        n_val = val[0]
+    return SiteShape(neurons=shape[1], train_images=shape[0], val_images=n_val)
+
+
 def _load_npy(path: Path, field_name: str) -> np.ndarray:
     shape, dtype = read_npy_header(path, field_name)
     try:

@@ -1,7 +1,7 @@
 """Arithmetic cost of an architecture: multiply-accumulates per image, FLOPs per training step.
 
 Benchmarks divide these by measured time to report TFLOP/s and a share of the device's peak;
-the cost projection (``sacnn.training.cost``) uses them to compare architectures.
+the cost projection (``sacnn.cost``) uses them to compare architectures.
 """
 
 from __future__ import annotations
@@ -22,23 +22,19 @@ class LayerCost:
 def forward_macs(spec: ArchitectureSpec) -> list[LayerCost]:
     """Per-layer multiply-accumulates of one image through one model (pools, norms and
     nonlinearities are not counted: they are memory-bound, not arithmetic)."""
-    size, c_in, c = spec.input_size, 1, spec.channels
+    c_in, c, d = 1, spec.channels, spec.attention_dim
     out: list[LayerCost] = []
-    for i, layer in enumerate(spec.layers):
+    for i, (layer, (conv, _)) in enumerate(zip(spec.layers, spec.sizes(), strict=True)):
         if layer.kind in ("alpha", "beta"):
-            size -= layer.kernel - 1
-            out.append(LayerCost(f"{i}:{layer.token}", size * size * c * c_in * layer.kernel ** 2))
-            if layer.kind == "alpha":
-                size //= 2
-        else:
-            hw, d = size * size, spec.attention_dim
-            dv = d if layer.v_mapping else c
-            macs = 2 * hw * d * c + hw * hw * d + hw * hw * dv
+            macs = conv * conv * c * c_in * layer.kernel ** 2
+        else:  # query and key projections, q.k and attention.v (values: d or all c channels)
+            hw = conv * conv
+            macs = 2 * hw * d * c + hw * hw * d + hw * hw * (d if layer.v_mapping else c)
             if layer.v_mapping:
                 macs += 2 * hw * d * c  # value and output projections
-            out.append(LayerCost(f"{i}:{layer.token}", macs))
+        out.append(LayerCost(f"{i}:{layer.token}", macs))
         c_in = c
-    hw = size * size
+    hw = spec.output_size ** 2
     readout = {"fcl": c * hw, "ctl": c, "fcl_decomposed": c * hw + 2}[spec.readout]
     out.append(LayerCost(f"readout:{spec.readout}", readout))
     return out

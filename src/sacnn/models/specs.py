@@ -98,27 +98,29 @@ class ArchitectureSpec:
             raise SpecError(f"{where}: attention_dim must be >= 1, got {self.attention_dim!r}")
         if not self.layers:
             raise SpecError(f"{where}: layers is empty")
-        size = self.input_size
+        if min(min(sides) for sides in self.sizes()) < 1:
+            raise SpecError(f"{where}: the layers shrink a {self.input_size}px input to nothing")
+        size = self.output_size
+        if self.readout != "fcl" and size % 2 == 0:
+            raise SpecError(f"{where}: a {self.readout} readout needs an odd final map, got {size}")
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """Per layer, the side of its convolution's output and of its output (valid
+        convolutions, 2x2 pools after alpha; attention keeps the size)."""
+        out, size = [], self.input_size
         for layer in self.layers:
             if layer.kind in ("alpha", "beta"):
                 size -= layer.kernel - 1
-                if layer.kind == "alpha":
-                    size //= 2
-            if size < 1:
-                raise SpecError(f"{where}: the layers shrink a {self.input_size}px input to nothing")
-        if self.readout != "fcl" and size % 2 == 0:
-            raise SpecError(f"{where}: a {self.readout} readout needs an odd final map, got {size}")
+            conv = size
+            if layer.kind == "alpha":
+                size //= 2
+            out.append((conv, size))
+        return out
 
     @property
     def output_size(self) -> int:
         """Side of the final feature map (valid convolutions, 2x2 pools)."""
-        size = self.input_size
-        for layer in self.layers:
-            if layer.kind in ("alpha", "beta"):
-                size -= layer.kernel - 1
-                if layer.kind == "alpha":
-                    size //= 2
-        return size
+        return self.sizes()[-1][1]
 
     @property
     def has_attention(self) -> bool:

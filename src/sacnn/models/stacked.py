@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sacnn.models.network import Network
-from sacnn.models.specs import ArchitectureSpec
+from sacnn.models.specs import ArchitectureSpec, LayerSpec
 
 CONV_IMPLS = ("grouped", "gemm")
 FIRST_LAYER_IMPLS = ("cudnn", "gemm")
@@ -58,9 +58,13 @@ class StackedNetwork:
                              f"got {first_layer!r}")
         template = Network(spec)
         self.spec = spec
-        self.order = list(template.order)
-        self.dropout_sites = [(g, i) for g, i in self.order if getattr(template, g)[i].p > 0]
-        self.p = spec.dropout
+        # (module name, layer spec, index of its dropout site or None), in forward order;
+        # Network.order follows spec.layers, so the two zip.
+        self.blocks: list[tuple[str, LayerSpec, int | None]] = []
+        for (group, i), layer in zip(template.order, spec.layers, strict=True):
+            site = len([b for b in self.blocks if b[2] is not None]) \
+                if getattr(template, group)[i].p > 0 else None
+            self.blocks.append((f"{group}.{i}", layer, site))
         self.frozen = tuple(frozen)
         self.frozen_mode = frozen_mode
         self.conv = conv
@@ -201,22 +205,18 @@ class StackedNetwork:
         ``masks`` (one (N, B, C) tensor per dropout site) are used in training mode.
         """
         h = x
-        site = 0
-        for group, i in self.order:
-            name = f"{group}.{i}"
-            mask = None
-            if (group, i) in self.dropout_sites:
-                mask = masks[site] if (masks is not None and training) else None
-                site += 1
-            if group == "attention":
-                layer = [lay for lay in self.spec.layers if lay.kind == "sa"][i]
+        for name, layer, site in self.blocks:
+            mask = masks[site] if (site is not None and masks is not None and training) \
+                else None
+            if layer.kind == "sa":
                 h = self._attention_block(h, s, name, layer.v_mapping, mask, training)
             else:
-                h = self._conv_block(h, s, name, pool=group == "alpha", first=h is x,
+                h = self._conv_block(h, s, name, pool=layer.kind == "alpha", first=h is x,
                                      mask=mask, training=training)
         return self._readout(h, s).transpose(0, 1)
 
     __call__ = forward
 
     def dropout_channels(self) -> list[int]:
-        return [self.spec.channels] * len(self.dropout_sites)
+        """Channels of each dropout site, in forward order (as :meth:`Network.dropout_channels`)."""
+        return [self.spec.channels for _, _, site in self.blocks if site is not None]

@@ -32,6 +32,7 @@ from torch import Tensor
 from sacnn.models import ArchitectureSpec, Network, build_network
 from sacnn.models.dropout import dropout_masks
 from sacnn.models.stacked import StackedNetwork
+from sacnn.training.config import PRECISIONS as CONFIG_PRECISIONS
 from sacnn.training.state import (
     ChunkState,
     NeuronState,
@@ -233,7 +234,8 @@ def _collect(outs: list[tuple[NeuronState, float, dict[str, np.ndarray]]]) -> Ep
 
 # -- all models of the chunk at once ----------------------------------------------------
 
-PRECISIONS = ("exact", "tf32", "bf16")
+#: The stacked strategy's arithmetic (TrainConfig.precision less "auto", resolved before).
+PRECISIONS = tuple(p for p in CONFIG_PRECISIONS if p != "auto")
 
 
 @contextmanager
@@ -278,14 +280,13 @@ class StackedRunner:
         self.x = x.to(device)
         self.y = y.to(device)
         self.eval_x = {k: v.to(device) for k, v in eval_x.items()}
-        template = setup.network()
-        self.trainable = [n for n, p in template.named_parameters() if p.requires_grad]
-        self.dropout_channels = template.dropout_channels()
+        self.trainable = [n for n, p in setup.network().named_parameters() if p.requires_grad]
         self.net = StackedNetwork(setup.spec, setup.freeze, setup.frozen_mode, conv,
                                   conv_dtype=torch.bfloat16 if precision == "bf16" else None,
                                   first_layer=first_layer)
-        largest = max(setup.spec.channels * (setup.spec.input_size - 4) ** 2, 1)
-        self.eval_largest = largest
+        self.dropout_channels = self.net.dropout_channels()
+        # the largest activation of one image through one model: the first convolution's
+        self.eval_largest = setup.spec.channels * max(conv for conv, _ in setup.spec.sizes()) ** 2
 
     def split(self, state: ChunkState) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Fresh device copies: trainable parameters (leaf tensors) and everything else."""
@@ -297,19 +298,21 @@ class StackedRunner:
     def stacked_loss(self, params: dict, rest: dict, x: Tensor, y: Tensor,
                      masks: Sequence[Tensor]) -> Tensor:
         """Each neuron's mean squared error, shape (N,); y is (N, B)."""
-        with precision_context(self.precision):
-            out = self.net({**params, **rest}, x, masks, training=True)
+        out = self.net({**params, **rest}, x, masks, training=True)
         return torch.mean((out.to(y.dtype) - y) ** 2, dim=1)
 
     def masks(self, keys: Tensor, steps: Sequence[int], batch: int) -> Tensor:
         """(T, S, N, B, C) masks for a block of steps (see :func:`dropout_masks`)."""
-        return dropout_masks(keys, steps, batch, self.dropout_channels or [1],
+        return dropout_masks(keys, steps, batch, self.dropout_channels,
                              self.setup.spec.dropout, DTYPES[self.setup.dtype], self.device)
 
     def _mask_blocks(self, keys: Tensor, first_step: int, n_steps: int) -> Iterator[list]:
         """Each step's masks (one (N, B, C) per site), drawn MASK_BLOCK_ELEMENTS at a time."""
-        per_step = max(1, len(self.dropout_channels)) * len(keys) * self.setup.batch_size \
-            * max(self.dropout_channels or [1])
+        if not self.dropout_channels:  # an architecture without dropout sites
+            yield from ([] for _ in range(n_steps))
+            return
+        per_step = len(self.dropout_channels) * len(keys) * self.setup.batch_size \
+            * max(self.dropout_channels)
         block = max(1, MASK_BLOCK_ELEMENTS // per_step)
         for t0 in range(0, n_steps, block):
             steps = range(first_step + t0, first_step + min(t0 + block, n_steps))
@@ -329,16 +332,17 @@ class StackedRunner:
         step = state.step
         bs = self.setup.batch_size
         n_steps = -(-len(order) // bs)
-        for start, masks in zip(range(0, len(order), bs),
-                                self._mask_blocks(keys_t, step, n_steps)):
-            idx = order_dev[start:start + bs]
-            losses = self.stacked_loss(params, rest, self.x[idx], self.y[:, idx],
-                                       [m[:, :len(idx)] for m in masks])
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            opt.step()
-            totals += losses.detach().double() * len(idx)
-            step += 1
+        with precision_context(self.precision):
+            for start, masks in zip(range(0, len(order), bs),
+                                    self._mask_blocks(keys_t, step, n_steps)):
+                idx = order_dev[start:start + bs]
+                losses = self.stacked_loss(params, rest, self.x[idx], self.y[:, idx],
+                                           [m[:, :len(idx)] for m in masks])
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()
+                opt.step()
+                totals += losses.detach().double() * len(idx)
+                step += 1
         preds = self.predict(params, rest)
         adam = adam_state_of(opt, params)
         model = {k: params[k].detach() if k in params else rest[k] for k in state.model}

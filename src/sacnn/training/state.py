@@ -2,8 +2,9 @@
 
 Between epochs the trainer keeps a :class:`ChunkState` (every neuron's state stacked on a
 leading dimension), whatever strategy runs the epochs; that makes checkpoints independent of
-the strategy and lets a run resume with another one. Checkpoints hold tensors and plain Python values only and are read with
-``torch.load(weights_only=True)``: they are untrusted input and are never unpickled.
+the strategy and lets a run resume with another one. Checkpoints hold tensors and plain
+Python values only and are read with ``torch.load(weights_only=True)``: they are untrusted
+input and are never unpickled.
 """
 
 from __future__ import annotations

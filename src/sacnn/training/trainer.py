@@ -381,8 +381,8 @@ def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLi
     """Fit one model per neuron of ``data`` and return each neuron's best epoch.
 
     ``checkpoint``: a file rewritten atomically after every epoch; if it exists the run
-    resumes from it (an unusable one is renamed ``<name>.unusable`` and the run starts over). ``init_weights``: the weights file of ``stage.init_from`` for the same
-    neurons. ``stop_after_epoch`` ends the run early after checkpointing (tests use it to
+    resumes from it (an unusable one is renamed ``<name>.unusable`` and the run starts
+    over). ``init_weights``: the weights file of ``stage.init_from`` for the same neurons. ``stop_after_epoch`` ends the run early after checkpointing (tests use it to
     stand in for a kill). ``gpus``: GPUs the job was given (``device: auto`` must use one).
     """
     device = resolve_device(cfg, gpus)
