@@ -185,7 +185,7 @@ def test_population_tuning_is_the_mean_of_per_neuron_curves():
 
 def test_pt_summary_in_percent_with_sem():
     frame = pd.DataFrame({"site": "s", "model": "m", "pt_j": [0.0, 0.1, 0.3, np.nan],
-                          "pt_s": [0.2, 0.2, 0.5, 0.1]})
+                          "pt_s": [0.2, 0.2, 0.5, 0.1], "pt_k": 10})
     out = A.pt_summary(frame).set_index("measure")
     assert out.loc["pt_j", "mean"] == pytest.approx(100 * np.mean([0.0, 0.1, 0.3]))
     assert out.loc["pt_j", "sem"] == pytest.approx(100 * sem([0.0, 0.1, 0.3]))

@@ -529,3 +529,14 @@ def test_normalized_correlation_rejects_missing_repeats():
 def test_public_api_is_exported():
     for name in metrics.__all__:
         assert hasattr(metrics, name)
+
+
+def test_peak_reach_counts_top_images_and_resolution():
+    from sacnn.metrics import peak_reach
+
+    r = peak_reach([0.0, 0.1, 0.3, np.nan], [10, 10, 10, 10])
+    assert (r.k, r.hits, r.chances) == (10, 4, 30)
+    assert r.resolution == pytest.approx(1 / 30)
+    none = peak_reach([0.0] * 10, 3)
+    assert none.hits == 0 and none.chances == 30
+    assert np.isnan(peak_reach([np.nan], 3).resolution)

@@ -124,3 +124,26 @@ def test_notebook_runs_under_papermill(tree, tmp_path):
                     "out_pdf": str(out_pdf), "out_png": str(out_png)},
         kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
     assert out_pdf.stat().st_size > 1000 and out_png.stat().st_size > 1000
+
+
+def test_pt_bars_say_when_zero_is_below_resolution(tmp_path):
+    """An all-zero PT panel explains itself instead of showing empty bars; each bar carries
+    the top images it is made of."""
+    import numpy as np
+    import pandas as pd
+
+    from sacnn.evaluation import METRIC_COLUMNS
+
+    metrics = {}
+    for model, pt in (("a", [0.0] * 4), ("b", [0.0] * 4)):
+        path = tmp_path / f"{model}.csv"
+        pd.DataFrame({"site": "S", "model": model, "label": model, "fraction": "f100",
+                      "neuron": range(4), "corr": np.linspace(0.1, 0.4, 4), "pt_j": pt,
+                      "pt_s": pt, "feve": 0.0, "cc_norm": 0.0, "best_epoch": 1,
+                      "n_val_images": 300, "pt_k": 3})[METRIC_COLUMNS].to_csv(path, index=False)
+        metrics.setdefault("S", {})[model] = str(path)
+    fig = importlib.import_module("sacnn.plots.fig5").make(
+        {"metrics": metrics}, {"sites": ["S"], "models": ["a", "b"], "fraction": "f100"})
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert sum("below" in t and "top-3 threshold" in t and "8.3 %" in t for t in texts) == 2
+    assert "0.0\n0/12" in texts

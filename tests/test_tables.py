@@ -25,7 +25,7 @@ def metrics_csv(path, corr, pt_j=0.1, pt_s=0.2, site="s", model="m", fraction="f
     df = pd.DataFrame({
         "site": site, "model": model, "label": model, "fraction": fraction,
         "neuron": range(n), "corr": corr, "pt_j": pt_j, "pt_s": pt_s, "feve": 0.0,
-        "cc_norm": 0.0, "best_epoch": 1, "n_val_images": 100,
+        "cc_norm": 0.0, "best_epoch": 1, "n_val_images": 100, "pt_k": 1,
     })[METRIC_COLUMNS]
     path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(path, index=False)
@@ -49,7 +49,7 @@ def spec(tmp_path):
 
 def test_model_summary_and_delta():
     df = pd.DataFrame({"corr": [0.4, 0.6, np.nan], "pt_j": [0.1, 0.3, 0.2],
-                       "pt_s": [0.2, 0.2, 0.2]})
+                       "pt_s": [0.2, 0.2, 0.2], "pt_k": 10})
     s = model_summary(df)
     assert s["corr"] == pytest.approx(0.5) and s["n"] == 2 and s["n_undefined"] == 1
     assert s["corr_sem"] == pytest.approx(np.std([0.4, 0.6], ddof=1) / np.sqrt(2))
@@ -118,3 +118,31 @@ def test_parameters_table_shows_run_and_paper_widths(tmp_path):
     out = tmp_path / "p.csv"
     assert main(["parameters", "--spec", json.dumps({"ff-CNN": narrow}), "--out", str(out)]) == 0
     assert pd.read_csv(out).loc[0, "architecture"] == "ff-CNN"
+
+
+def test_pt_says_how_many_top_images_it_is_made_of_and_why_it_is_zero(tmp_path):
+    """A PT of 0 made of 30 chances (10 neurons x k = 3) is 'below resolution', not a finding;
+    the table says so in pt_note and gives hits, k and the resolution."""
+    metrics = {"A": {}}
+    for model, pt_j in (("zero", [0.0] * 10), ("some", [1 / 3] + [0.0] * 9)):
+        path = tmp_path / model / "metrics.csv"
+        df = pd.DataFrame({
+            "site": "A", "model": model, "label": model, "fraction": "f100",
+            "neuron": range(10), "corr": np.linspace(0.1, 0.5, 10), "pt_j": pt_j,
+            "pt_s": pt_j, "feve": 0.0, "cc_norm": 0.0, "best_epoch": 1,
+            "n_val_images": 300, "pt_k": 3})[METRIC_COLUMNS]
+        path.parent.mkdir(parents=True)
+        df.to_csv(path, index=False)
+        metrics["A"][model] = {"f100": str(path)}
+    spec = {"table": "table1", "sites": ["A"], "models": ["zero", "some"], "baseline": "zero",
+            "fraction": "f100", "metrics": metrics}
+    out = tmp_path / "t.csv"
+    write_table(spec, out)
+    t = pd.read_csv(out).set_index("key")
+    assert t.loc["zero", "A_pt_k"] == 3 and t.loc["zero", "A_pt_j_hits"] == 0
+    assert t.loc["zero", "A_pt_resolution"] == pytest.approx(100 / 30, abs=1e-3)
+    assert "PT = 0 because no prediction reached" in t.loc["zero", "pt_note"]
+    assert "300 validation images" in t.loc["zero", "pt_note"] and "3.33 %" in t.loc["zero",
+                                                                                   "pt_note"]
+    assert t.loc["some", "A_pt_j_hits"] == 1 and pd.isna(t.loc["some", "pt_note"])
+    assert t.loc["some", "A_pt_j"] == pytest.approx(100 / 30, abs=1e-3)

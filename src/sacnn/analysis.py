@@ -19,7 +19,13 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from sacnn.metrics import peak_tuning_joint, peak_tuning_separate, pearson, summarize
+from sacnn.metrics import (
+    peak_reach,
+    peak_tuning_joint,
+    peak_tuning_separate,
+    pearson,
+    summarize,
+)
 from sacnn.models import (
     ArchitectureSpec,
     CentreReadout,
@@ -292,17 +298,22 @@ def pt_summary(frame: pd.DataFrame, columns: Sequence[str] = ("pt_j", "pt_s"),
                scale: float = 100.0) -> pd.DataFrame:
     """Population mean and SEM of per-neuron measures, per (site, model), times ``scale``.
 
-    ``frame``: metrics rows (site, model and the ``columns``; PT as fractions in [0, 1], so
-    the default scale gives percent as in the paper). SEM is ``std(ddof=1) / sqrt(n)`` over
-    the neurons with a defined value (:func:`sacnn.metrics.summarize`); undefined (NaN)
-    values are counted in ``n_undefined``. One row per (site, model, measure).
+    ``frame``: metrics rows (site, model, ``pt_k`` and the ``columns``; PT as fractions in
+    [0, 1], so the default scale gives percent as in the paper). SEM is
+    ``std(ddof=1) / sqrt(n)`` over the neurons with a defined value
+    (:func:`sacnn.metrics.summarize`); undefined (NaN) values are counted in
+    ``n_undefined``. ``k``, ``hits`` and ``chances`` say how many top images the mean is
+    made of (:func:`sacnn.metrics.peak_reach`). One row per (site, model, measure).
     """
     rows = []
     for (site, model), group in frame.groupby(["site", "model"], sort=False):
         for col in columns:
-            s = summarize(group[col].to_numpy(dtype=np.float64))
+            values = group[col].to_numpy(dtype=np.float64)
+            s = summarize(values)
+            reach = peak_reach(values, group["pt_k"].to_numpy())
             rows.append({"site": site, "model": model, "measure": col, "mean": s.mean * scale,
-                         "sem": s.sem * scale, "n": s.n, "n_undefined": s.n_undefined})
+                         "sem": s.sem * scale, "n": s.n, "n_undefined": s.n_undefined,
+                         "k": reach.k, "hits": reach.hits, "chances": reach.chances})
     return pd.DataFrame(rows)
 
 

@@ -30,9 +30,10 @@ log = logging.getLogger("sacnn.evaluation")
 
 METRIC_COLUMNS = [
     "site", "model", "label", "fraction", "neuron", "corr", "pt_j", "pt_s", "feve",
-    "cc_norm", "best_epoch", "n_val_images",
+    "cc_norm", "best_epoch", "n_val_images", "pt_k",
 ]
-"""Columns of metrics.csv, in order (``init_seed`` follows as provenance)."""
+"""Columns of metrics.csv, in order (``init_seed`` follows as provenance). ``pt_k`` is the
+number of top images PT counts (1 % of ``n_val_images``, :func:`sacnn.metrics.n_top`)."""
 
 
 class EvaluationError(ValueError):
@@ -173,6 +174,7 @@ def score(preds: xr.Dataset, dataset: xr.Dataset | None = None, *, site: str = "
             "feve": nan, "cc_norm": nan,
             "best_epoch": int(preds["best_epoch"].values[i]) if "best_epoch" in preds else -1,
             "n_val_images": int(p.size),
+            "pt_k": M.n_top(p.size, top_fraction),
         }
         if usable and trials is not None and trials.shape[-1] >= 2:
             row["feve"] = _per_neuron(M.feve, p, trials[i])
@@ -192,7 +194,8 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
     df = pd.read_csv(path)
     missing = [c for c in METRIC_COLUMNS if c not in df.columns]
     if missing:
-        raise EvaluationError(f"{path}: missing columns {missing}")
+        raise EvaluationError(f"{path}: missing columns {missing}; it was written by an "
+                              "older sacnn: delete it and run snakemake again")
     return df
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "PeakReach",
     "Summary",
     "UndefinedCorrelationWarning",
     "UndefinedMetricWarning",
@@ -35,6 +36,7 @@ __all__ = [
     "feve",
     "n_top",
     "normalized_correlation",
+    "peak_reach",
     "peak_tuning_joint",
     "peak_tuning_separate",
     "pearson",
@@ -302,6 +304,36 @@ def summarize(values: ArrayLike) -> Summary:
     mean = float(defined.mean()) if n else math.nan
     spread = float(defined.std(ddof=1) / math.sqrt(n)) if n >= 2 else math.nan
     return Summary(mean=mean, sem=spread, n=n, n_undefined=int(v.size - n))
+
+
+@dataclass(frozen=True)
+class PeakReach:
+    """How many top images a population of neurons' predictions reached, and out of how many.
+
+    A population mean PT is ``hits / chances``; its smallest non-zero value is
+    ``1 / chances``. With few neurons or few images (k = 3 of 300 images, 10 neurons: 30
+    chances, 3.3 %) a mean PT of the size the paper reports (well below 1 %) shows as 0: a
+    table or figure should then say so rather than present 0 as a finding.
+    """
+
+    k: int          # top images per neuron (the largest k among the neurons)
+    hits: int       # top images predicted at or above their neuron's threshold, all neurons
+    chances: int    # the sum of k over neurons with a defined PT
+
+    @property
+    def resolution(self) -> float:
+        """The smallest non-zero population mean PT (a fraction); NaN without chances."""
+        return 1.0 / self.chances if self.chances else math.nan
+
+
+def peak_reach(pt: ArrayLike, k: ArrayLike) -> PeakReach:
+    """:class:`PeakReach` of per-neuron PT values (fractions; NaN = undefined, left out) and
+    each neuron's k (:func:`n_top` of its image count)."""
+    v = _as_float64(pt, "pt", allow_nan=True).ravel()
+    kk = np.broadcast_to(np.asarray(k, dtype=np.int64).ravel(), v.shape)
+    defined = ~np.isnan(v)
+    return PeakReach(k=int(kk.max()), hits=int(np.rint(v[defined] * kk[defined]).sum()),
+                     chances=int(kk[defined].sum()))
 
 
 # ------------------------------------------------------------------- noise ceilings

@@ -15,6 +15,13 @@ config key (``key``), and for each site (and, in Table 3, each data fraction) th
 ``<site>_pt_s``        mean PT_S in percent
 ``<site>_n``           neurons with a defined correlation
 ``<site>_n_undefined`` neurons whose correlation is undefined (left out of the means)
+``<site>_pt_k``        top images per neuron that PT counts (1 % of the validation images)
+``<site>_pt_j_hits``   top images, over all neurons, whose prediction reached the threshold
+``<site>_pt_s_hits``   the same for PT_S (PT = hits / (neurons x k))
+``<site>_pt_resolution`` the smallest non-zero mean PT these neurons and k can show (percent)
+``pt_note``            why a row's PT is 0 where no prediction reached any threshold: with
+                       the demo's 10 neurons x k = 3 the resolution is 3.3 %, far above the
+                       paper's PT values, so 0 there does not rank the models
 =====================  ====================================================================
 
 Table 3's columns are ``<site>_<fraction>_...`` (baseline at the same fraction). The appendix
@@ -35,10 +42,11 @@ from typing import Any
 import pandas as pd
 
 from sacnn.evaluation import read_metrics
-from sacnn.metrics import summarize
+from sacnn.metrics import peak_reach, summarize
 from sacnn.provenance import code_version
 
-STATS = ("corr", "corr_sem", "delta_pct", "pt_j", "pt_s", "n", "n_undefined")
+STATS = ("corr", "corr_sem", "delta_pct", "pt_j", "pt_s", "n", "n_undefined", "pt_k",
+         "pt_j_hits", "pt_s_hits", "pt_resolution")
 
 
 class TableError(ValueError):
@@ -46,10 +54,13 @@ class TableError(ValueError):
 
 
 def model_summary(df: pd.DataFrame) -> dict[str, float]:
-    """Population means of one model's metrics.csv rows (PT in percent)."""
+    """Population means of one model's metrics.csv rows (PT in percent), and how many top
+    images the PT means are made of (:func:`sacnn.metrics.peak_reach`)."""
     corr = summarize(df["corr"].to_numpy(dtype=float))
     pt_j = summarize(df["pt_j"].to_numpy(dtype=float))
     pt_s = summarize(df["pt_s"].to_numpy(dtype=float))
+    reach_j = peak_reach(df["pt_j"].to_numpy(dtype=float), df["pt_k"].to_numpy())
+    reach_s = peak_reach(df["pt_s"].to_numpy(dtype=float), df["pt_k"].to_numpy())
     return {
         "corr": corr.mean,
         "corr_sem": corr.sem,
@@ -57,7 +68,21 @@ def model_summary(df: pd.DataFrame) -> dict[str, float]:
         "pt_s": pt_s.mean * 100.0,
         "n": corr.n,
         "n_undefined": corr.n_undefined,
+        "pt_k": reach_j.k,
+        "pt_j_hits": reach_j.hits,
+        "pt_s_hits": reach_s.hits,
+        "pt_resolution": reach_j.resolution * 100.0,
     }
+
+
+def pt_note(summary: dict[str, float], where: str, n_images: int) -> str:
+    """Why PT is 0, when no prediction of any neuron reached its top-k threshold."""
+    if summary["pt_j_hits"] or summary["pt_s_hits"] or not summary["pt_k"]:
+        return ""
+    return (f"{where}: PT = 0 because no prediction reached its neuron's top-"
+            f"{summary['pt_k']} threshold (top 1 % of {n_images} validation images); "
+            f"these {summary['n'] + summary['n_undefined']} neurons can only show a mean PT "
+            f"of 0 or >= {summary['pt_resolution']:.2f} %, so 0 does not rank the models")
 
 
 def delta_pct(value: float, baseline: float) -> float:
@@ -82,6 +107,13 @@ def _cells(summary: dict[str, float], base: dict[str, float], prefix: str) -> di
     return {f"{prefix}_{k}": row[k] for k in STATS}
 
 
+def _add_note(row: dict[str, Any], summary: dict[str, float], prefix: str,
+              df: pd.DataFrame) -> None:
+    note = pt_note(summary, prefix, int(df["n_val_images"].max()))
+    if note:
+        row["pt_note"] = "; ".join(filter(None, [row.get("pt_note", ""), note]))
+
+
 def models_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     """Tables 1-3: rows = ``spec['models']``, delta vs ``spec['baseline']`` per site (and
     per fraction when ``spec['fractions']`` is given)."""
@@ -90,22 +122,24 @@ def models_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     fractions = spec.get("fractions")
     per_fraction = bool(fractions)
     fractions = fractions or [spec.get("fraction", "f100")]
-    cache: dict[tuple[str, str, str], dict[str, float]] = {}
+    cache: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, float]]] = {}
 
-    def summary(site: str, model: str, fraction: str) -> dict[str, float]:
+    def summary(site: str, model: str, fraction: str) -> tuple[pd.DataFrame, dict[str, float]]:
         key = (site, model, fraction)
         if key not in cache:
-            cache[key] = model_summary(_load(metrics, site, model, fraction))
+            df = _load(metrics, site, model, fraction)
+            cache[key] = df, model_summary(df)
         return cache[key]
 
     rows = []
     for model in spec["models"]:
-        row: dict[str, Any] = {"model": labels.get(model, model), "key": model}
+        row: dict[str, Any] = {"model": labels.get(model, model), "key": model, "pt_note": ""}
         for site in spec["sites"]:
             for fraction in fractions:
                 prefix = f"{site}_{fraction}" if per_fraction else site
-                row.update(_cells(summary(site, model, fraction),
-                                  summary(site, spec["baseline"], fraction), prefix))
+                df, own = summary(site, model, fraction)
+                row.update(_cells(own, summary(site, spec["baseline"], fraction)[1], prefix))
+                _add_note(row, own, prefix, df)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -118,11 +152,14 @@ def appendix_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     for entry in spec["rows"]:
         model, versus = entry["model"], entry["versus"]
         row: dict[str, Any] = {"section": entry["section"], "model": labels.get(model, model),
-                               "key": model, "versus": labels.get(versus, versus)}
+                               "key": model, "versus": labels.get(versus, versus),
+                               "pt_note": ""}
         for site in spec["sites"]:
-            row.update(_cells(model_summary(_load(spec["metrics"], site, model, fraction)),
-                              model_summary(_load(spec["metrics"], site, versus, fraction)),
+            df = _load(spec["metrics"], site, model, fraction)
+            own = model_summary(df)
+            row.update(_cells(own, model_summary(_load(spec["metrics"], site, versus, fraction)),
                               site))
+            _add_note(row, own, site, df)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -132,7 +169,8 @@ def build_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     return appendix_table(spec) if "rows" in spec else models_table(spec)
 
 
-ROUNDING = {"corr": 4, "corr_sem": 4, "delta_pct": 2, "pt_j": 3, "pt_s": 3}
+ROUNDING = {"corr": 4, "corr_sem": 4, "delta_pct": 2, "pt_j": 3, "pt_s": 3,
+            "pt_resolution": 3}
 
 
 def rounded(df: pd.DataFrame) -> pd.DataFrame:
@@ -167,7 +205,9 @@ def sidecar(spec: Mapping[str, Any], df: pd.DataFrame) -> dict[str, Any]:
         "table": spec.get("table", ""),
         "columns": list(df.columns),
         "units": {"corr": "Pearson r", "delta_pct": "percent of the baseline's corr",
-                  "pt_j": "percent (mean PT_J x 100)", "pt_s": "percent (mean PT_S x 100)"},
+                  "pt_j": "percent (mean PT_J x 100)", "pt_s": "percent (mean PT_S x 100)",
+                  "pt_k": "images per neuron", "pt_j_hits": "images", "pt_s_hits": "images",
+                  "pt_resolution": "percent (100 / (neurons x pt_k))"},
         "spec": {k: v for k, v in spec.items() if k not in ("metrics", "provenance")},
         "provenance": spec.get("provenance", {}),
         "code_version": code_version(),

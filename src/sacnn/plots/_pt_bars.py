@@ -33,14 +33,24 @@ def pt_bars(inputs: dict[str, Any], params: dict[str, Any], name: str) -> Figure
                 ax.bar(x, means, yerr=sems, capsize=2, color=[colours[m] for m in models],
                        edgecolor="0.2", lw=0.5, error_kw={"lw": 0.8})
                 top = np.nanmax(np.add(means, np.nan_to_num(sems)), initial=0.0)
-                for xi, v, e in zip(x, means, sems, strict=True):
-                    ax.text(xi, np.nansum([v, e]), f"{v:.1f}", ha="center", va="bottom",
-                            fontsize=6)
+                for xi, v, e, row in zip(x, means, sems, rows, strict=True):
+                    # the mean and the top images it is made of (hits / neurons x k)
+                    reach = f"{int(row['hits'])}/{int(row['chances'])}"
+                    ax.text(xi, np.nansum([v, e]), f"{v:.1f}\n{reach}", ha="center",
+                            va="bottom", fontsize=5.5)
+                if not any(row["hits"] for row in rows):
+                    chances = max(int(row["chances"]) for row in rows)
+                    ax.text(0.5, 0.55, "no prediction reached its neuron's\n"
+                            f"top-{int(rows[0]['k'])} threshold: PT = 0 is below\n"
+                            f"this resolution ({100 / max(chances, 1):.1f} %)\n"
+                            "and does not rank the models", transform=ax.transAxes,
+                            ha="center", va="center", fontsize=6, color="0.25")
                 ax.set_xticks(x, [_io.label(params, m) for m in models], rotation=30,
                               ha="right")
                 ax.set_ylabel(ylabel)
-                n = int(rows[0]["n"])
-                ax.set_title(f"{site} ({n} neurons)" if c == 0 else site)
+                n, k = int(rows[0]["n"]), int(rows[0]["k"])
+                ax.set_title(f"{site} ({n} neurons, top k = {k})" if c == 0 else site)
                 ax.set_ylim(0, max(1.0, 1.15 * float(top)))
-        fig.suptitle("Peak tuning indices: mean over neurons ± SEM", fontsize=8)
+        fig.suptitle("Peak tuning indices: mean over neurons ± SEM; under each: top images "
+                     "reached / neurons x k", fontsize=8)
     return fig
