@@ -202,3 +202,58 @@ def test_reference_layout_round_trip(tiny_site, tmp_path):
 def test_dead_leaves_never_constant():
     imgs = stim.dead_leaves(400, 0, "const")
     assert (imgs.reshape(400, -1).std(axis=1) >= stim.MIN_CROP_STD).all()
+
+
+def _photo_folder(root, n=5, size=(320, 240), seed=0):
+    """JPEG and PNG photos (smooth random textures) in a folder with a subfolder."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    (root / "class_b").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        small = rng.integers(0, 256, (size[1] // 16, size[0] // 16), dtype=np.uint8)
+        img = Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
+        name = f"img{i}.jpg" if i % 2 else f"class_b/img{i}.png"
+        img.save(root / name)
+    return root
+
+
+def test_a_folder_of_photos_replaces_the_bundled_ones(tmp_path):
+    folder = _photo_folder(tmp_path / "photos")
+    (folder / "notes.txt").write_text("not a photo")
+    settings = dict(TINY, image_dir=str(folder), max_photos=4, val_photo_fraction=0.5)
+    cfg = SiteConfig.from_dict(settings)
+    catalogue, train, val = cfg.photo_split()
+    assert len(catalogue) == 4 and "notes.txt" not in catalogue and len(val) == 2
+    assert "class_b/img0.png" in catalogue or "class_b/img2.png" in catalogue  # subfolders
+    assert not set(train) & set(val) and set(train) | set(val) == set(catalogue)
+    assert cfg.photo_split()[2] == val  # seeded
+    write_site(tmp_path / "t", settings, verbose=False)
+    meta = json.loads((tmp_path / "t" / "neurons_t.json").read_text())
+    assert set(meta["photos"]) == set(catalogue)
+    for name, entry in meta["photos"].items():
+        digest = __import__("hashlib").sha256((folder / name).read_bytes()).hexdigest()
+        assert entry["sha256"] == digest
+        assert entry["split"] == ("val" if name in val else "train")
+    with xr.open_dataset(tmp_path / "t" / "truth_t.nc") as t:
+        sources = set(t["val_source"].values.tolist()) - {"dead_leaves"}
+        assert sources <= set(val) and t.attrs["image_dir"] == str(folder)
+        assert set(t["train_source"].values.tolist()) - {"dead_leaves"} <= set(train)
+
+
+def test_a_bad_photo_folder_is_named(tmp_path):
+    with pytest.raises(ValueError, match="setting 'image_dir': .*nowhere is not a folder"):
+        SiteConfig.from_dict({"image_dir": str(tmp_path / "nowhere")})
+    (tmp_path / "one").mkdir()
+    _photo_folder(tmp_path / "one", n=1)
+    with pytest.raises(stim.PhotoIntegrityError, match="1 JPEG/PNG file"):
+        SiteConfig.from_dict({"image_dir": str(tmp_path / "one")}).photo_split()
+    broken = _photo_folder(tmp_path / "broken", n=2)
+    (broken / "img1.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(stim.PhotoIntegrityError, match="img1.jpg is not a readable image"):
+        write_site(tmp_path / "b", dict(TINY, image_dir=str(broken)), verbose=False)
+    small = _photo_folder(tmp_path / "small", n=3, size=(150, 120))
+    with pytest.raises(stim.PhotoIntegrityError, match="none is large enough"):
+        write_site(tmp_path / "s", dict(TINY, image_dir=str(small)), verbose=False)
+    with pytest.raises(ValueError, match="val_photos': unknown photos"):
+        SiteConfig.from_dict({"image_dir": str(broken), "val_photos": ["coffee"]}).photo_split()

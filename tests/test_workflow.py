@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sacnn import cost
+from sacnn import cost, experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
@@ -109,7 +109,7 @@ def test_default_config_plans_every_table_from_config(tmp_path):
     targets = [f"results/{t}.csv" for t in TABLE_ROWS] + ["results/tables/parameters.csv"]
     counts = dry_run(work, *targets)
     n_models = len(cfg["models"])
-    n_sites = len(cfg["sites"])
+    n_sites = len({s for t in TABLE_ROWS for s in cfg["experiments"][t]["sites"]})
     n_chunks = -(-cfg["sites"]["sim1"]["simulate"]["n_neurons"] // cfg["chunk_size"])
     t3 = cfg["experiments"]["table3"]
     extra = len(t3["sites"]) * len(t3["models"]) * len(t3["fractions"])
@@ -129,6 +129,51 @@ def test_table2_builds_only_what_it_needs(tmp_path):
     assert counts["train_chunk"] == len(models) * 2  # one chunk per site, two sites
     assert "/f25/" not in out and "/f50/" not in out  # no data-fraction runs
     assert "models/ff_cnn/" not in out and "models/ff_sa_cnn/" not in out  # Table 1 only
+
+
+def test_claims_build_only_what_they_compare(tmp_path):
+    work = workdir_with(tmp_path, ROOT / "config" / "config.yaml")
+    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    counts = dry_run(work, "results/claims.csv")
+    trained = {(s, stage, f) for s, m, f in experiment.claims_cells(cfg)
+               for stage in experiment.model_chain(cfg["models"], m)}
+    assert counts["train_chunk"] == len(trained)  # one chunk per site (10 neurons)
+    assert counts["claims"] == 1
+    assert not {"table", "figure", "groundtruth_site", "groundtruth_figure"} & set(counts)
+    # the controls are planned: same seed as sim1, no surround / a stronger one
+    sites = cfg["sites"]
+    assert sites["sim1_off"]["simulate"]["surround"] is False
+    assert sites["sim1_strong"]["simulate"]["surround_strength"] > 1
+    for control in ("sim1_off", "sim1_strong"):
+        same = {k: v for k, v in sites[control]["simulate"].items()
+                if k not in ("surround", "surround_strength")}
+        assert same == sites["sim1"]["simulate"], control
+
+
+@pytest.mark.parametrize("name", ["simulated.yaml", "rf_question.yaml"])
+def test_the_simulated_configs_plan_truth_and_claims_on_their_controls(tmp_path, name):
+    cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+    work = workdir_with(tmp_path, ROOT / "config" / name)
+    counts = dry_run(work, "results/groundtruth.csv", "results/claims.csv")
+    assert counts["simulate_site"] == len(cfg["sites"])
+    assert counts["groundtruth_site"] == len(cfg["groundtruth"]["sites"]) and counts["claims"] == 1
+    controls = [s for s in cfg["sites"] if experiment.site_surround(cfg, s) == "none"]
+    assert controls and set(controls) <= set(cfg["groundtruth"]["sites"])
+    assert cfg["resources"]["train"]["gpu"] == 1
+
+
+def test_groundtruth_needs_simulated_sites_and_known_names(tmp_path):
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["sites"]["real"] = {"raw": "resources/real", "n_neurons": 3}
+    cfg["groundtruth"]["sites"].append("real")
+    proc = snakemake(workdir_with(tmp_path, cfg), "-n", check=False)
+    assert proc.returncode != 0
+    assert "groundtruth.sites: site 'real' has no ground truth" in proc.stdout + proc.stderr
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["claims"]["tests"][0]["sites"] = ["sim9"]
+    proc = snakemake(workdir_with(tmp_path, cfg), "-n", check=False)
+    assert proc.returncode != 0
+    assert "claims.sites: unknown site 'sim9'" in proc.stdout + proc.stderr
 
 
 def test_chunk_size_one_gives_one_job_per_neuron_and_chains_stages(tmp_path):
@@ -267,7 +312,8 @@ def tiny_run(tmp_path_factory):
     repo = base / "repo"
     shutil.copytree(ROOT / "workflow", repo / "workflow")
     shutil.copytree(ROOT / "src" / "sacnn" / "plots", repo / "src" / "sacnn" / "plots")
-    shutil.copy(ROOT / "src" / "sacnn" / "analysis.py", repo / "src" / "sacnn" / "analysis.py")
+    for module in ("analysis.py", "groundtruth.py", "claims.py"):
+        shutil.copy(ROOT / "src" / "sacnn" / module, repo / "src" / "sacnn" / module)
     work = workdir_with(base / "work", TINY)
     targets = [f"results/{t}.csv" for t in TABLE_ROWS] + ["results/tables/parameters.csv"]
     if notebooks_present():
@@ -318,6 +364,38 @@ def test_per_neuron_outputs_follow_the_contract(tiny_run):
         assert not (d / f"chunk{k}" / "checkpoint.pt").exists()  # removed on success
 
 
+def test_groundtruth_and_claims_follow_their_contracts(tiny_run):
+    from sacnn.claims import CLAIM_COLUMNS, read_claims
+    from sacnn.groundtruth import GROUNDTRUTH_COLUMNS, read_groundtruth
+
+    tiny_run, _ = tiny_run
+    cfg = yaml.safe_load(TINY.read_text())
+    gt = read_groundtruth(tiny_run / "results" / "groundtruth.csv")
+    assert list(gt.columns) == GROUNDTRUTH_COLUMNS
+    gsites, gmodels = cfg["groundtruth"]["sites"], cfg["groundtruth"]["models"]
+    assert len(gt) == len(gsites) * len(gmodels) * 3
+    assert gt["corr_truth"].notna().all() and gt["ceiling"].notna().all()
+    # the control site's truth has no surround; a surround site's truth has one
+    off = gt[gt["site"] == "sim1_off"]
+    assert (off["truth_suppression"].abs() < 1e-6).all() and off["surround_corr"].isna().all()
+    assert (gt[gt["site"] == "sim1"]["truth_suppression"] > 0).all()
+    ff = gt[gt["model"] == "ff_cnn"]  # weights were probed (FCL readout)
+    assert ff["aperture_corr"].notna().all() and ff["centre_corr"].notna().all()
+    meta = json.loads((tiny_run / "results" / "groundtruth.json").read_text())
+    assert meta["provenance"]["seeds"]["training"] == 0 and meta["code_version"]
+
+    claims = read_claims(tiny_run / "results" / "claims.csv")
+    assert list(claims.columns) == CLAIM_COLUMNS
+    expected = [(t["claim"], s) for t in cfg["claims"]["tests"]
+                for s in (t.get("sites") or cfg["claims"]["sites"])]
+    assert list(zip(claims["claim"], claims["site"], strict=True)) == expected
+    assert set(claims.loc[claims["site"] == "sim1_off", "site_surround"]) == {"none"}
+    assert set(claims.loc[claims["site"] == "sim1", "site_surround"]) == {"x1"}
+    # 3 neurons can never reach p < 0.05: every verdict says so instead of a finding
+    assert claims["verdict"].str.startswith("undetermined").all()
+    assert (tiny_run / "results" / "figures" / "groundtruth.png").stat().st_size > 0
+
+
 def test_rerun_has_nothing_to_do(tiny_run):
     tiny_run, snakefile = tiny_run
     targets = [f"results/{t}.csv" for t in TABLE_ROWS]
@@ -342,5 +420,12 @@ def test_figures_and_report(tiny_run):
     counts = job_counts(proc.stdout + proc.stderr)
     assert counts == {"figure": 1, "all": 1, "total": 2}, counts
     assert "results/figures/fig5.pdf" in proc.stdout
+    # editing the claims code reruns the claims and their figure, nothing else
+    claims = snakefile.parents[1] / "src" / "sacnn" / "claims.py"
+    claims.write_text(claims.read_text() + "\n# an edit\n")
+    proc = snakemake(tiny_run, "-n", "--cores", "2", "results/figures/groundtruth.png",
+                     snakefile=snakefile)
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts == {"claims": 1, "groundtruth_figure": 1, "total": 2}, counts
     snakemake(tiny_run, "--report", "report.html", snakefile=snakefile)
     assert (tiny_run / "report.html").stat().st_size > 0

@@ -42,6 +42,7 @@ __all__ = [
     "EXAMPLE_RULES",
     "architecture_layers",
     "centre_attention",
+    "centre_share",
     "choose_example_neuron",
     "fcl_contributions",
     "fcl_decomposition",
@@ -186,6 +187,20 @@ def fcl_decomposition(net: Network, images: Any, batch: int = 500
     centre = contrib[:, size // 2, size // 2].copy()
     surround = contrib.sum(axis=(1, 2)) - centre
     return centre, surround, readout_bias(net)
+
+
+def centre_share(net: Network, images: Any) -> float:
+    """How much of the readout the centre hypercolumn carries, in [0, 1] (Fig. 7's claim).
+
+    ``mean |centre| / (mean |centre| + mean |surround|)`` over ``images`` with the terms of
+    :func:`fcl_decomposition` (the bias belongs to neither): 1 for a centre-only readout,
+    about 1/81 when the 9x9 hypercolumns contribute evenly. NaN if both terms vanish.
+    The mean of magnitudes, not of signed terms, so that surround terms of opposite sign
+    do not cancel into an apparent centre dominance.
+    """
+    centre, surround, _ = fcl_decomposition(net, images)
+    c, s = float(np.abs(centre).mean()), float(np.abs(surround).mean())
+    return c / (c + s) if c + s > 0 else float("nan")
 
 
 @torch.no_grad()

@@ -101,6 +101,7 @@ def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteSize],
     chunk_size = chunk_size or config["chunk_size"]
     epochs = config["training"]["epochs"]
     jobs = []
+    models = experiment.all_models(config)
     for site, model, fraction in experiment.trained_cells(config):
         size = site_size(config, site, overrides)
         taken = fraction_count(size.train_images, experiment.fraction_value(fraction))
@@ -111,7 +112,7 @@ def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteSize],
         n = size.neurons
         chunks = [min(chunk_size, n - k * chunk_size)
                   for k in range(experiment.n_chunks(n, chunk_size))]
-        jobs.append(Job(site, model, fraction, config["models"][model]["architecture"], chunks,
+        jobs.append(Job(site, model, fraction, models[model]["architecture"], chunks,
                         fit_images=taken - n_hold, eval_images=n_hold + size.val_images,
                         epochs=epochs))
     return jobs

@@ -17,10 +17,18 @@ FIGURE_NAMES = ("fig1b", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8",
                 "fig10")
 
 Cell = tuple[str, str, str]  # (site, model, fraction such as "f100")
+NO_SURROUND = "none"
+""":func:`site_surround` of a control site whose neurons have no surround."""
+SEED_MARK = ".seed"
 
 
 class ExperimentConfigError(ValueError):
     """A config whose experiment matrix does not hold together; the message names the key."""
+
+
+def tables(config: Mapping[str, Any]) -> list[str]:
+    """The paper tables the config asks for (its ``experiments``), in the paper's order."""
+    return [t for t in TABLES if t in (config.get("experiments") or {})]
 
 
 def table_cells(config: Mapping[str, Any], table: str) -> list[Cell]:
@@ -35,12 +43,16 @@ def table_cells(config: Mapping[str, Any], table: str) -> list[Cell]:
 
 
 def figure_site(config: Mapping[str, Any]) -> str:
-    return config["figures"].get("site") or config["experiments"]["table1"]["sites"][0]
+    """The site of single-site figures: ``figures.site``, else Table 1's first, else the
+    config's first site."""
+    table1 = (config.get("experiments") or {}).get("table1")
+    return (config.get("figures") or {}).get("site") or (
+        table1["sites"][0] if table1 else next(iter(config["sites"])))
 
 
 def figures(config: Mapping[str, Any]) -> list[str]:
     """The paper figures the config asks for, in the paper's order."""
-    return [f for f in FIGURE_NAMES if f in config["figures"]]
+    return [f for f in FIGURE_NAMES if f in (config.get("figures") or {})]
 
 
 def figure_sites(config: Mapping[str, Any], fig: str) -> list[str]:
@@ -53,14 +65,99 @@ def figure_models(config: Mapping[str, Any], fig: str) -> list[str]:
 
 def all_cells(config: Mapping[str, Any]) -> list[Cell]:
     """Every (site, model, fraction) that some table or figure reads."""
-    cells = [c for t in TABLES for c in table_cells(config, t)]
+    cells = [c for t in tables(config) for c in table_cells(config, t)]
     figs = figures(config)
     cells += [(s, m, "f100") for f in figs for s in figure_sites(config, f)
               for m in figure_models(config, f)]
     if figs:
         example = config["figures"]["example_neuron"].get("models") or []
         cells += [(figure_site(config), m, "f100") for m in example]
+    cells += groundtruth_cells(config) + claims_cells(config)
     return list(dict.fromkeys(cells))
+
+
+# ------------------------------------------------------------- ground truth and claims
+
+
+def groundtruth_cells(config: Mapping[str, Any]) -> list[Cell]:
+    """Cells set against a simulated site's truth (``groundtruth`` section; none without)."""
+    spec = config.get("groundtruth") or {}
+    return [(s, m, "f100") for s in spec.get("sites") or [] for m in spec.get("models") or []]
+
+
+def claim_sites(config: Mapping[str, Any], claim: Mapping[str, Any]) -> list[str]:
+    """The sites a claim is tested on: its own ``sites``, else the section's."""
+    return list(claim.get("sites") or config["claims"].get("sites") or [])
+
+
+def claim_fractions(claim: Mapping[str, Any]) -> list[str]:
+    ref = claim.get("reference_fraction")
+    return [claim.get("fraction", "f100"), *([ref] if ref else [])]
+
+
+def claim_seeds(config: Mapping[str, Any], claim: Mapping[str, Any]) -> int:
+    """Training seeds per model of a claim: its own ``seeds``, else the section's (1)."""
+    return int(claim.get("seeds") or config["claims"].get("seeds") or 1)
+
+
+def replicate_name(model: str, seed: int) -> str:
+    """The model key of training seed ``seed`` (1-based) of ``model``: the model itself for
+    seed 1, ``<model>.seed<k>`` after it (a key no config can use: names have no dot)."""
+    return model if seed == 1 else f"{model}{SEED_MARK}{seed}"
+
+
+def claim_replicates(config: Mapping[str, Any], claim: Mapping[str, Any], model: str
+                     ) -> list[str]:
+    """The keys of every training seed of ``model`` in ``claim``."""
+    return [replicate_name(model, k) for k in range(1, claim_seeds(config, claim) + 1)]
+
+
+def all_models(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's models plus the extra training seeds the claims ask for.
+
+    Seed ``k`` of a model is the same entry under :func:`replicate_name`, its ``init_from``
+    pointing at seed ``k`` of the parent stage, so a replicate re-runs the whole chain; its
+    training seeds differ because every seed is derived from the model key.
+    """
+    models = dict(config["models"])
+    spec = config.get("claims") or {}
+    for claim in spec.get("tests") or []:
+        for k in range(2, claim_seeds(config, claim) + 1):
+            for m in (claim["model"], claim["versus"]):
+                for stage in model_chain(config["models"], m):
+                    entry = dict(config["models"][stage])
+                    if entry.get("init_from"):
+                        entry["init_from"] = replicate_name(entry["init_from"], k)
+                    entry["label"] = f"{entry.get('label') or stage} [seed {k}]"
+                    models[replicate_name(stage, k)] = entry
+    return models
+
+
+def claims_cells(config: Mapping[str, Any]) -> list[Cell]:
+    """Cells the ``claims`` section compares, every training seed (none without it)."""
+    spec = config.get("claims") or {}
+    return list(dict.fromkeys(
+        (s, r, f) for c in spec.get("tests") or [] for s in claim_sites(config, c)
+        for m in (c["model"], c["versus"]) for r in claim_replicates(config, c, m)
+        for f in claim_fractions(c)))
+
+
+def claims_sites(config: Mapping[str, Any]) -> list[str]:
+    spec = config.get("claims") or {}
+    return list(dict.fromkeys(s for c in spec.get("tests") or []
+                              for s in claim_sites(config, c)))
+
+
+def site_surround(config: Mapping[str, Any], site: str) -> str:
+    """What surround a site's neurons have: ``none`` (a control), ``x<strength>`` for a
+    simulated site (its ``surround_strength``), ``recorded`` for real data (unknown)."""
+    sim = config["sites"][site].get("simulate")
+    if sim is None:
+        return "recorded"
+    strength = float(sim.get("surround_strength", 1.0))
+    if not sim.get("surround", True) or strength == 0:
+        return NO_SURROUND
+    return f"x{strength:g}"
 
 
 def model_chain(models: Mapping[str, Mapping[str, Any]], model: str) -> list[str]:
@@ -79,8 +176,9 @@ def model_chain(models: Mapping[str, Mapping[str, Any]], model: str) -> list[str
 def trained_cells(config: Mapping[str, Any]) -> list[Cell]:
     """Every cell that is trained: those read, and the earlier stages they start from."""
     cells = []
+    models = all_models(config)
     for s, m, f in all_cells(config):
-        cells += [(s, stage, f) for stage in model_chain(config["models"], m)]
+        cells += [(s, stage, f) for stage in model_chain(models, m)]
     return list(dict.fromkeys(cells))
 
 

@@ -28,12 +28,13 @@ shell.prefix(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PAT
 REPO = Path(workflow.basedir).parent
 
 SITES = config["sites"]
-MODELS = config["models"]
+# The config's models plus the extra training seeds the claims ask for (<model>.seed<k>).
+MODELS = experiment.all_models(config)
 ARCHITECTURES = config["architectures"]
-EXPERIMENTS = config["experiments"]
+EXPERIMENTS = config.get("experiments") or {}
 # The experiment matrix (tables, figures, cells, incremental chains): sacnn.experiment.
 FIGURE_NAMES = list(experiment.FIGURE_NAMES)
-TABLES = list(experiment.TABLES)
+TABLES = experiment.tables(config)
 
 
 class WorkflowConfigError(ValueError):
@@ -359,6 +360,111 @@ def figure_params_json(wildcards):
     return json.dumps(params, sort_keys=True)
 
 
+# --------------------------------------------------------- ground truth and claims
+
+GROUNDTRUTH = config.get("groundtruth") or {}
+CLAIMS = config.get("claims") or {}
+GROUNDTRUTH_SITES = list(GROUNDTRUTH.get("sites") or [])
+
+
+def groundtruth_models_dict(site):
+    """What ``python -m sacnn.groundtruth site`` reads for one site (its --spec models)."""
+    return {
+        m: {
+            "label": model_label(m),
+            "fraction": "f100",
+            "predictions": f"{model_dir(site, m, 'f100')}/predictions.nc",
+            "weights": chunk_files(site, m, "f100", "weights.pt"),
+        }
+        for m in GROUNDTRUTH["models"]
+    }
+
+
+def groundtruth_site_inputs(wildcards):
+    site = wildcards.site
+    models = groundtruth_models_dict(site)
+    return {
+        "truth": f"{site_raw_dir(site)}/truth_{site}.nc",
+        "dataset": f"results/{site}/dataset.nc",
+        "models": _flatten_paths(
+            {m: [v["predictions"], *v["weights"]] for m, v in models.items()}
+        ),
+    }
+
+
+def groundtruth_site_spec(wildcards):
+    return json.dumps(
+        {"models": groundtruth_models_dict(wildcards.site), "top_fraction": 0.01},
+        sort_keys=True,
+    )
+
+
+def claims_spec_dict():
+    """The spec of ``python -m sacnn.claims``: the tests and every file they read."""
+    sites = {}
+    for test in CLAIMS["tests"]:
+        for s in experiment.claim_sites(config, test):
+            entry = sites.setdefault(
+                s,
+                {
+                    "surround": experiment.site_surround(config, s),
+                    "dataset": f"results/{s}/dataset.nc",
+                    "metrics": {},
+                    "weights": {},
+                },
+            )
+            for base in (test["model"], test["versus"]):
+                for m in experiment.claim_replicates(config, test, base):
+                    for f in experiment.claim_fractions(test):
+                        entry["metrics"].setdefault(m, {})[f] = metrics_file(s, m, f)
+                        if test["measure"] == "centre_share":
+                            entry["weights"].setdefault(m, {})[f] = chunk_files(
+                                s, m, f, "weights.pt"
+                            )
+    return {
+        "tests": [
+            {**t, "seeds": experiment.claim_seeds(config, t)} for t in CLAIMS["tests"]
+        ],
+        "default_sites": CLAIMS["sites"],
+        "bootstrap": CLAIMS.get("bootstrap", 2000),
+        "confidence": CLAIMS.get("confidence", 0.95),
+        "alpha": CLAIMS.get("alpha", 0.05),
+        "seed": CLAIMS.get("seed", 0),
+        "sites": sites,
+    }
+
+
+def claims_inputs(wildcards):
+    spec = claims_spec_dict()
+    needs_dataset = {
+        s
+        for t in CLAIMS["tests"]
+        if t["measure"] == "centre_share"
+        for s in experiment.claim_sites(config, t)
+    }
+    return _flatten_paths(
+        {
+            s: [v["metrics"], v["weights"], *([v["dataset"]] * (s in needs_dataset))]
+            for s, v in spec["sites"].items()
+        }
+    )
+
+
+def claims_spec(wildcards):
+    spec = claims_spec_dict()
+    models = list(
+        dict.fromkeys(m for t in CLAIMS["tests"] for m in (t["model"], t["versus"]))
+    )
+    spec["provenance"] = run_provenance(list(spec["sites"]), models)
+    return json.dumps(spec, sort_keys=True)
+
+
+def groundtruth_provenance(wildcards):
+    return json.dumps(
+        run_provenance(GROUNDTRUTH_SITES, GROUNDTRUTH["models"]), sort_keys=True
+    )
+
+
 # ------------------------------------------------------------------------ all targets
 
 
@@ -400,6 +506,24 @@ def check_workflow_config():
             )
         if not 0 < int(f[1:]) <= 100:
             raise WorkflowConfigError(f"fraction {f!r}: expected f1 ... f100")
+    for name, listed in (
+        ("groundtruth.sites", GROUNDTRUTH_SITES),
+        (
+            "claims.sites",
+            experiment.claims_sites(config) + list(CLAIMS.get("sites") or []),
+        ),
+    ):
+        for s in listed:
+            if s not in SITES:
+                raise WorkflowConfigError(
+                    f"{name}: unknown site {s!r}; known {sorted(SITES)}"
+                )
+    for s in GROUNDTRUTH_SITES:
+        if not is_simulated(s):
+            raise WorkflowConfigError(
+                f"groundtruth.sites: site {s!r} has no ground truth (only a simulated site, "
+                "one with `simulate:`, has one); list it under claims instead"
+            )
     example = FIGURES_CFG["example_neuron"].get("models") or []
     for m in example + [FIGURE_SITE]:
         if m not in MODELS and m not in SITES:
@@ -414,4 +538,11 @@ def final_targets():
         *(f"results/{t}.csv" for t in TABLES),
         "results/tables/parameters.csv",
         *(f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")),
+        *(["results/groundtruth.csv"] if GROUNDTRUTH else []),
+        *(["results/claims.csv"] if CLAIMS else []),
+        *(
+            [f"results/figures/groundtruth.{ext}" for ext in ("pdf", "png")]
+            if GROUNDTRUTH and CLAIMS
+            else []
+        ),
     ]

@@ -5,18 +5,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from sacnn.seeding import numpy_rng
 from sacnn.settings import check_settings, settings_from_dict
 from sacnn.simulate import noise as noise_mod
-from sacnn.simulate.stimuli import PHOTOS
+from sacnn.simulate.stimuli import PHOTOS, PhotoSource, bundled_photos, folder_photos
 
 DEFAULT_VAL_PHOTOS = ("coffee", "gravel", "china")
 
 #: The type of every setting (sacnn.settings kinds), checked before any value is used.
 SITE_KINDS = {
     "site": "str", "seed": "int", "n_neurons": "int", "n_train": "int", "n_val": "int",
-    "repeats": "int", "dead_leaves_fraction": "float", "val_photos": "strs", "surround": "bool",
+    "repeats": "int", "dead_leaves_fraction": "float", "val_photos": "strs?", "surround": "bool",
+    "image_dir": "str?", "max_photos": "int", "val_photo_fraction": "float",
     "surround_strength": "float", "complex_fraction": "float", "rf_scatter": "float",
     "aperture_radius": "float", "half_peak_range": "floats2", "noise": "mapping?", "chunk": "int",
 }
@@ -33,8 +36,17 @@ class SiteConfig:
     n_val: int = 300
     repeats: int = 10
     dead_leaves_fraction: float = 0.25
-    val_photos: tuple[str, ...] = DEFAULT_VAL_PHOTOS
-    """Photos used only for validation crops; all other bundled photos feed training."""
+    val_photos: tuple[str, ...] | None = None
+    """Photos used only for validation crops; all other photos feed training. Default: the
+    bundled coffee, gravel and china, or with ``image_dir`` a seeded ``val_photo_fraction`` of
+    the folder's photos (names are then paths relative to the folder)."""
+    image_dir: str | None = None
+    """A folder of JPEG/PNG photos (e.g. ImageNet, the paper's source) cropped instead of the
+    bundled ones; subfolders are searched; each file's SHA-256 is recorded."""
+    max_photos: int = 200
+    """With ``image_dir``: a seeded sample of at most this many of its photos is used."""
+    val_photo_fraction: float = 0.2
+    """With ``image_dir`` and no ``val_photos``: the share of photos held out for validation."""
     surround: bool = True
     """False: control site without any surround term."""
     surround_strength: float = 1.0
@@ -43,23 +55,26 @@ class SiteConfig:
     rf_scatter: float = 1.0
     aperture_radius: float = 6.0
     """Analysis aperture (px on the 50x50 grid) for the centre-aperture truth."""
-    half_peak_range: tuple[float, float] = (0.001, 0.008)
-    """Noiseless share of images above half the peak, log-uniform per neuron."""
+    half_peak_range: tuple[float, float] = (0.004, 0.01)
+    """Noiseless share of images above half the peak, log-uniform per neuron. Below ~0.003
+    the calibrated power hits its cap (MAX_POWER) and single validation images dominate."""
     noise: dict[str, Any] | None = None
     """Overrides of noise parameters (see sacnn.simulate.noise.NoiseParams)."""
     chunk: int = 4096
 
     def __post_init__(self) -> None:
         check_settings(dataclasses.asdict(self), SITE_KINDS)
-        for name in ("n_neurons", "n_train", "n_val", "repeats", "chunk"):
+        for name in ("n_neurons", "n_train", "n_val", "repeats", "chunk", "max_photos"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"setting '{name}': expected >= 1, got {getattr(self, name)}")
-        unknown = sorted(set(self.val_photos) - set(PHOTOS))
-        if unknown:
-            raise ValueError(f"simulation config 'val_photos': unknown photos {unknown}; "
-                             f"available {sorted(PHOTOS)}")
-        if len(set(PHOTOS) - set(self.val_photos)) == 0:
-            raise ValueError("simulation config 'val_photos': no photos left for training")
+        if not 0 < self.val_photo_fraction < 1:
+            raise ValueError("setting 'val_photo_fraction': expected in (0, 1), got "
+                             f"{self.val_photo_fraction}")
+        if self.image_dir is None:
+            self._check_val_photos(PHOTOS)
+        elif not Path(self.image_dir).is_dir():
+            raise ValueError(f"setting 'image_dir': {self.image_dir} is not a folder (relative "
+                             "paths start at the working directory)")
         if not 0 <= self.dead_leaves_fraction <= 1:
             raise ValueError("simulation config 'dead_leaves_fraction': expected in [0, 1]")
         self.noise_params()  # validate keys early
@@ -69,10 +84,43 @@ class SiteConfig:
                   where: str = "simulation config") -> SiteConfig:
         """Settings from a mapping; every error names ``where`` they came from."""
         def tuples(values: dict[str, Any]) -> dict[str, Any]:
-            return {k: tuple(v) if k in ("val_photos", "half_peak_range") else v
+            return {k: tuple(v) if k in ("val_photos", "half_peak_range") and v is not None
+                    else v
                     for k, v in values.items()}
 
         return settings_from_dict(cls, data, SITE_KINDS, where, tuples)
+
+    def _check_val_photos(self, names) -> None:
+        if self.val_photos is None:
+            return
+        unknown = sorted(set(self.val_photos) - set(names))
+        if unknown:
+            raise ValueError(f"simulation config 'val_photos': unknown photos {unknown[:5]}; "
+                             f"available {sorted(names)[:20]}")
+        if len(set(names) - set(self.val_photos)) == 0:
+            raise ValueError("simulation config 'val_photos': no photos left for training")
+
+    def photo_split(self) -> tuple[dict[str, PhotoSource], tuple[str, ...], tuple[str, ...]]:
+        """The photos to crop from, and which of them feed training and validation.
+
+        Validation photos never feed training, so a model cannot memorise them.
+        """
+        if self.image_dir is None:
+            catalogue = bundled_photos()
+            val = tuple(self.val_photos or DEFAULT_VAL_PHOTOS)
+        else:
+            catalogue = folder_photos(self.image_dir, self.max_photos, self.seed)
+            self._check_val_photos(catalogue)
+            names = sorted(catalogue)
+            if self.val_photos is not None:
+                val = tuple(self.val_photos)
+            else:
+                n_val = min(max(1, round(self.val_photo_fraction * len(names))), len(names) - 1)
+                pick = numpy_rng(self.seed, "val_photos").choice(len(names), n_val,
+                                                                  replace=False)
+                val = tuple(names[i] for i in sorted(pick))
+        train = tuple(n for n in catalogue if n not in val)
+        return catalogue, train, val
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

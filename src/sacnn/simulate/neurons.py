@@ -106,7 +106,7 @@ class Population:
     def sample(
         cls, n: int, seed: int, *, complex_fraction: float = 0.6, rf_scatter: float = 1.0,
         sigma_range: tuple[float, float] = (1.2, 2.5),
-        half_peak_range: tuple[float, float] = (0.002, 0.02),
+        half_peak_range: tuple[float, float] = (0.004, 0.01),
         threshold_quantile_range: tuple[float, float] = (0.80, 0.95),
         aperture_radius: float = 6.0, surround_strength: float = 1.0,
     ) -> Population:

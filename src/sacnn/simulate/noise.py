@@ -16,9 +16,9 @@ from sacnn.seeding import numpy_rng
 
 @dataclass(frozen=True)
 class NoiseParams:
-    r_max_range: tuple[float, float] = (8.0, 25.0)
+    r_max_range: tuple[float, float] = (7.0, 14.0)
     """Peak driven rate (spikes per window), log-uniform per neuron."""
-    spont_range: tuple[float, float] = (0.3, 1.0)
+    spont_range: tuple[float, float] = (0.5, 1.0)
     """Spontaneous rate (spikes per window), uniform per neuron."""
     gain_sd: float = 0.5
     """SD of the shared (population) gamma gain per trial; private gain SD is half of it."""

@@ -52,23 +52,51 @@ def realism_stats(val_trials: np.ndarray, r_true: np.ndarray | None = None) -> d
     return out
 
 
+def _inside(v: np.ndarray, target: tuple[float, float]) -> np.ndarray:
+    return np.isfinite(v) & (v >= target[0]) & (v <= target[1])
+
+
 def summarise(stats: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
-    """Median and 10th/90th percentiles of each statistic across neurons."""
-    res = {}
+    """Median and 10th/90th percentiles of each statistic across neurons, and for those with
+    a real-data target the share of neurons inside it (``share_in_target``) and whether the
+    median is (``median_in_target``, 1 or 0). ``all_targets`` holds the share of neurons
+    inside every target at once: a site can have every median in range and still few
+    realistic neurons."""
+    res: dict[str, dict[str, float]] = {}
+    targets = dict(TARGETS, oracle_corr=ORACLE_CORR_TARGET)
     for k, v in stats.items():
-        v = v[np.isfinite(v)]
-        if v.size == 0:
+        finite = v[np.isfinite(v)]
+        if finite.size == 0:
             continue
-        res[k] = {"median": float(np.median(v)), "p10": float(np.percentile(v, 10)),
-                  "p90": float(np.percentile(v, 90))}
+        med = float(np.median(finite))
+        res[k] = {"median": med, "p10": float(np.percentile(finite, 10)),
+                  "p90": float(np.percentile(finite, 90))}
+        if k in targets:
+            res[k]["share_in_target"] = float(_inside(v, targets[k]).mean())
+            res[k]["median_in_target"] = float(targets[k][0] <= med <= targets[k][1])
+    checked = [k for k in targets if k in stats]
+    if checked:
+        inside = np.all([_inside(stats[k], targets[k]) for k in checked], axis=0)
+        res["all_targets"] = {"share": float(inside.mean()), "statistics": float(len(checked))}
     return res
 
 
 def format_summary(summary: dict[str, dict[str, float]]) -> str:
+    """The summary as the simulator prints it; a median outside its target is flagged."""
     lines = ["realism statistics (validation, mean over repeats; median [p10, p90] over neurons):"]
     targets = dict(TARGETS, oracle_corr=ORACLE_CORR_TARGET)
     for k, s in summary.items():
+        if k == "all_targets":
+            continue
         tgt = targets.get(k)
-        t = f"   target {tgt[0]:g}-{tgt[1]:g}" if tgt else ""
+        t = ""
+        if tgt:
+            t = (f"   target {tgt[0]:g}-{tgt[1]:g}, {100 * s['share_in_target']:.0f} % of "
+                 "neurons inside")
+            if not s["median_in_target"]:
+                t += "  <- MEDIAN OUTSIDE THE REAL-DATA TARGET"
         lines.append(f"  {k:18s} {s['median']:.4g} [{s['p10']:.4g}, {s['p90']:.4g}]{t}")
+    if "all_targets" in summary:
+        lines.append(f"  neurons inside all {int(summary['all_targets']['statistics'])} targets: "
+                     f"{100 * summary['all_targets']['share']:.0f} %")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ from sacnn.simulate import noise as noise_mod
 from sacnn.simulate.config import DEFAULT_VAL_PHOTOS, SITE_KINDS, SiteConfig  # noqa: F401
 from sacnn.simulate.neurons import Population, aperture_mask
 from sacnn.simulate.realism import format_summary, realism_stats, summarise
-from sacnn.simulate.stimuli import PHOTOS, make_stimuli
+from sacnn.simulate.stimuli import PhotoSource, make_stimuli
 
 
 def _log(msg: str, t0: float, verbose: bool) -> None:
@@ -32,11 +33,14 @@ def simulate_site(config: SiteConfig, verbose: bool = False) -> dict[str, Any]:
     """Generate everything in memory: stimuli, truth, noisy responses, statistics."""
     t0 = time.perf_counter()
     cfg = config
-    train_photos = tuple(p for p in PHOTOS if p not in cfg.val_photos)
+    catalogue, train_photos, val_photos = cfg.photo_split()
     train_img, train_src = make_stimuli(cfg.n_train, train_photos, cfg.dead_leaves_fraction,
-                                        cfg.seed, "train")
-    val_img, val_src = make_stimuli(cfg.n_val, tuple(cfg.val_photos), cfg.dead_leaves_fraction,
-                                    cfg.seed, "val")
+                                        cfg.seed, "train", catalogue)
+    val_img, val_src = make_stimuli(cfg.n_val, val_photos, cfg.dead_leaves_fraction,
+                                    cfg.seed, "val", catalogue)
+    photos = {name: {"path": str(src.path), "sha256": read_sha256(src),
+                     "licence": src.licence, "split": "val" if name in val_photos else "train"}
+              for name, src in catalogue.items()}
     _log(f"stimuli: {cfg.n_train} train, {cfg.n_val} val", t0, verbose)
     pop = Population.sample(
         cfg.n_neurons, cfg.seed, complex_fraction=cfg.complex_fraction,
@@ -65,8 +69,21 @@ def simulate_site(config: SiteConfig, verbose: bool = False) -> dict[str, Any]:
         "population": pop, "noise_neuron": nn,
         "truth_train": truth_train, "truth_val": truth_val,
         "train_responses": train_trials[:, :, 0], "val_trials": val_trials,
-        "stats": stats, "summary": summarise(stats),
+        "stats": stats, "summary": summarise(stats), "photos": photos,
     }
+
+
+def read_sha256(source: PhotoSource) -> str:
+    """A photo's SHA-256: the pinned one of a bundled photo (checked when it was read), else
+    the file's own."""
+    if source.sha256 is not None:
+        return source.sha256
+    return hashlib.sha256(source.path.read_bytes()).hexdigest()
+
+
+def image_means(images: np.ndarray) -> np.ndarray:
+    """Mean grey level in [0, 1] of each image after the 2x2 area average to 50x50 (float64)."""
+    return area_downsample(images, 50).mean(axis=(1, 2), dtype=np.float64) / 255.0
 
 
 def _truth_dataset(cfg: SiteConfig, sim: dict[str, Any]):
@@ -78,6 +95,9 @@ def _truth_dataset(cfg: SiteConfig, sim: dict[str, Any]):
         for k, v in sim[f"truth_{split}"].items():
             dv[f"{split}_{k}"] = (("neuron", f"{split}_image"), v.astype(np.float32))
         dv[f"{split}_source"] = ((f"{split}_image",), np.array(sim[f"{split}_sources"], dtype=str))
+        # mean grey level of each 50x50 image in [0, 1]: ties the truth's rows to the images
+        # a dataset holds (sacnn.groundtruth checks it before comparing anything)
+        dv[f"{split}_image_mean"] = ((f"{split}_image",), image_means(sim[f"{split}_images"]))
     for k, v in pop.params.items():
         dv[f"param_{k}"] = (("neuron",), np.asarray(v, np.float64))
     for k, v in pop.calib.items():
@@ -94,10 +114,12 @@ def _truth_dataset(cfg: SiteConfig, sim: dict[str, Any]):
         "site": cfg.site,
         "description": "r_true: noiseless response; r_centre: surround term removed; "
                        "r_aperture: full model on the image with grey outside 'aperture'; "
-                       "gate: MGSM surround gate. Coordinates match the canonical dataset.",
+                       "gate: MGSM surround gate; <split>_image_mean: mean grey level in [0, 1] of "
+                       "each 50x50 image. Coordinates match the canonical dataset.",
         "code_version": code_version(),
         "config": config_json(cfg.to_dict()),
-        "photo_sha256": json.dumps({k: PHOTOS[k][2] for k in sorted(PHOTOS)}),
+        "photo_sha256": json.dumps({k: v["sha256"] for k, v in sorted(sim["photos"].items())}),
+        "image_dir": str(cfg.image_dir or "bundled photos (pinned wheels)"),
     })
     return ds
 
@@ -137,8 +159,7 @@ def write_site(out_dir: str | Path, config: SiteConfig | Mapping[str, Any] | Non
             "noise": dataclasses.asdict(cfg.noise_params()),
             **sim["population"].to_json_dict(),
             "noise_neuron": {k: v.tolist() for k, v in sim["noise_neuron"].items()},
-            "photos": {k: {"package": v[0], "path": v[1], "sha256": v[2], "licence": v[3]}
-                       for k, v in PHOTOS.items()},
+            "photos": sim["photos"],
         }
         (tmp / f"neurons_{s}.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         (tmp / f"realism_{s}.json").write_text(json.dumps(sim["summary"], indent=1,

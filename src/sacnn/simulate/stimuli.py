@@ -1,8 +1,11 @@
-"""Offline stimuli: crops of photos bundled in pinned PyPI wheels, and dead-leaves images.
+"""Offline stimuli: crops of photos bundled in pinned PyPI wheels (or of a user's folder of
+photos, such as ImageNet), and dead-leaves images.
 
-Nothing is downloaded: every photo is read from an installed package and its SHA-256 checked
-against the value recorded here (the bundled files change between releases, hence the pins in
-pyproject.toml). Images are 100x100 grey levels in [0, 1] until they are stored as uint8.
+Nothing is downloaded: every bundled photo is read from an installed package and its SHA-256
+checked against the value recorded here (the bundled files change between releases, hence the
+pins in pyproject.toml). A user's folder (``image_dir``) is listed, a seeded sample of at most
+``max_photos`` of its JPEG/PNG files is used and each file's SHA-256 is recorded. Images are
+100x100 grey levels in [0, 1] until they are stored as uint8.
 """
 
 from __future__ import annotations
@@ -57,8 +60,22 @@ CROP_FRACTIONS = (1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
 MIN_CROP_STD = 0.02
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
 class PhotoIntegrityError(RuntimeError):
-    """A bundled photo is missing or its bytes differ from the pinned SHA-256."""
+    """A photo is missing, unreadable, or its bytes differ from the pinned SHA-256."""
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """A photo a site crops from: bundled (SHA-256 pinned) or a user's file (recorded)."""
+
+    name: str
+    path: Path
+    sha256: str | None
+    """The pinned digest of a bundled photo; None for a user's photo (hashed when read)."""
+    licence: str = "user-supplied"
 
 
 def photo_path(name: str) -> Path:
@@ -69,24 +86,58 @@ def photo_path(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / rel
 
 
-def load_photo(name: str) -> np.ndarray:
-    """Grey photo in [0, 1] (float32), after checking the file's SHA-256."""
-    from PIL import Image
+def bundled_photos() -> dict[str, PhotoSource]:
+    """The photos inside the pinned wheels, by name."""
+    return {name: PhotoSource(name, photo_path(name), PHOTOS[name][2], PHOTOS[name][3])
+            for name in PHOTOS}
 
-    path = photo_path(name)
+
+def folder_photos(image_dir: str | Path, max_photos: int, seed: int) -> dict[str, PhotoSource]:
+    """The JPEG/PNG files under ``image_dir`` (subfolders too, e.g. ImageNet's classes), by
+    path relative to it; a seeded sample of ``max_photos`` of them when there are more."""
+    root = Path(image_dir)
+    if not root.is_dir():
+        raise PhotoIntegrityError(f"image_dir {root}: not a folder")
+    files = sorted(p for p in root.rglob("*")
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(files) < 2:
+        raise PhotoIntegrityError(
+            f"image_dir {root}: {len(files)} JPEG/PNG file(s), expected at least 2 (photos "
+            "for training and for validation)")
+    if len(files) > max_photos:
+        pick = numpy_rng(seed, "image_dir_photos").choice(len(files), max_photos, replace=False)
+        files = [files[i] for i in sorted(pick)]
+    return {p.relative_to(root).as_posix(): PhotoSource(p.relative_to(root).as_posix(), p, None)
+            for p in files}
+
+
+def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
+    """Grey photo in [0, 1] (float32) and its SHA-256; a pinned digest must match."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = source.path
     if not path.exists():
-        raise PhotoIntegrityError(f"photo '{name}': {path} is missing (package version changed?)")
+        raise PhotoIntegrityError(f"photo '{source.name}': {path} is missing"
+                                  + (" (package version changed?)" if source.sha256 else ""))
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    expected = PHOTOS[name][2]
-    if digest != expected:
+    if source.sha256 is not None and digest != source.sha256:
         raise PhotoIntegrityError(
-            f"photo '{name}': {path} has SHA-256 {digest}, expected {expected}; install the "
-            "pinned package versions (pyproject.toml)"
+            f"photo '{source.name}': {path} has SHA-256 {digest}, expected {source.sha256}; "
+            "install the pinned package versions (pyproject.toml)"
         )
-    with Image.open(path) as im:
-        grey = im.convert("L")
-        return np.asarray(grey, dtype=np.float32) / np.float32(255.0)
+    try:
+        with Image.open(path) as im:
+            grey = im.convert("L")
+            return np.asarray(grey, dtype=np.float32) / np.float32(255.0), digest
+    except (UnidentifiedImageError, OSError) as exc:
+        raise PhotoIntegrityError(f"photo '{source.name}': {path} is not a readable image "
+                                  f"({exc})") from None
+
+
+def load_photo(name: str) -> np.ndarray:
+    """A bundled grey photo in [0, 1] (float32), after checking the file's SHA-256."""
+    return read_photo(PhotoSource(name, photo_path(name), PHOTOS[name][2], PHOTOS[name][3]))[0]
 
 
 @dataclass
@@ -97,10 +148,11 @@ class _Pyramid:
     levels: list[np.ndarray]
 
 
-def _pyramid(name: str) -> _Pyramid:
+def _pyramid(source: PhotoSource) -> _Pyramid:
     from PIL import Image
 
-    photo = load_photo(name)
+    photo, _ = read_photo(source)
+    name = source.name
     short = min(photo.shape)
     levels = []
     for frac in CROP_FRACTIONS:
@@ -116,17 +168,24 @@ def _pyramid(name: str) -> _Pyramid:
 
 
 def natural_crops(
-    photos: tuple[str, ...], n: int, seed: int, tag: str
+    photos: tuple[str, ...], n: int, seed: int, tag: str,
+    catalogue: dict[str, PhotoSource] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """``n`` 100x100 crops (float32 in [0, 1]) and the source photo of each.
 
     Photo, scale (1/2 .. 1/8 of the short side, at least 100 px), position and a horizontal flip
     are drawn at random; crops with pixel std below 0.02 (blank sky, blur) are redrawn.
+    ``photos`` are names in ``catalogue`` (default: the bundled photos); a photo whose short
+    side is under 200 px gives no crop at these scales and is left out.
     """
     out = np.empty((n, STIM_SIZE, STIM_SIZE), dtype=np.float32)
     if n == 0:
         return out, []
-    pyramids = [_pyramid(p) for p in photos]
+    catalogue = catalogue or bundled_photos()
+    pyramids = [pyr for pyr in (_pyramid(catalogue[p]) for p in photos) if pyr.levels]
+    if not pyramids:
+        raise PhotoIntegrityError(f"photos {list(photos)[:5]}: none is large enough for a "
+                                  f"{STIM_SIZE} px crop at half its short side (>= 200 px)")
     rng = numpy_rng(seed, "natural_crops", tag)
     sources: list[str] = []
     for i in range(n):
@@ -207,7 +266,8 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def make_stimuli(
-    n: int, photos: tuple[str, ...], dead_leaves_fraction: float, seed: int, tag: str
+    n: int, photos: tuple[str, ...], dead_leaves_fraction: float, seed: int, tag: str,
+    catalogue: dict[str, PhotoSource] | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """``n`` uint8 100x100 stimuli: natural crops mixed with contrast-matched dead leaves.
 
@@ -215,7 +275,7 @@ def make_stimuli(
     """
     n_dl = round(n * dead_leaves_fraction)
     n_nat = n - n_dl
-    nat, src = natural_crops(photos, max(n_nat, 1 if n_dl else 0), seed, tag)
+    nat, src = natural_crops(photos, max(n_nat, 1 if n_dl else 0), seed, tag, catalogue)
     dl = dead_leaves(n_dl, seed, tag)
     dl = match_contrast(dl, nat, seed, tag)
     nat = nat[:n_nat]

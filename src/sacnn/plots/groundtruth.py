@@ -1,0 +1,125 @@
+"""Ground truth and claims in one figure (results/figures/groundtruth.{pdf,png}).
+
+(a) Recovery of the simulated truth, mean over neurons per site and model (rows) and measure
+(columns, :data:`sacnn.groundtruth.GROUNDTRUTH_COLUMNS`); a cell that is undefined for that
+model (e.g. ``surround_corr`` of a centre-only readout, or on a site without surround) reads
+"n/a" instead of a number. (b) Every claim on every site: the mean paired difference with
+its bootstrap interval, coloured by verdict; a claim marked surround-dependent on a control
+site without surround is drawn hollow.
+
+``python -m sacnn.plots.groundtruth --groundtruth results/groundtruth.csv --claims
+results/claims.csv --out-pdf ... --out-png ...`` (the workflow's ``groundtruth_figure`` rule).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from sacnn.claims import read_claims
+from sacnn.groundtruth import read_groundtruth
+from sacnn.plots._style import figure, panel_label, styled
+from sacnn.provenance import code_version
+
+RECOVERY = {
+    "corr": "r recorded",
+    "corr_truth": "r truth",
+    "ceiling": "ceiling",
+    "aperture_corr": "aperture",
+    "centre_corr": "FCL centre",
+    "surround_corr": "FCL surround",
+    "attention_gate_corr": "attention~gate",
+    "truth_top_overlap": "truth top-1% kept",
+    "truth_suppression": "truth suppression",
+}
+"""Heat-map columns: groundtruth.csv column -> short header."""
+
+VERDICT_COLOURS = {"supported": "#1b9e77", "contradicted": "#d95f02", "not shown": "#7570b3"}
+UNDETERMINED = "#999999"
+
+
+def recovery_means(gt: pd.DataFrame) -> pd.DataFrame:
+    """Mean of each recovery measure per (site, model label), NaN where never defined."""
+    rows = gt.assign(row=gt["site"] + " / " + gt["label"].astype(str))
+    order = list(dict.fromkeys(rows["row"]))
+    return rows.groupby("row", sort=False)[list(RECOVERY)].mean().reindex(order)
+
+
+def make(gt: pd.DataFrame, claims: pd.DataFrame) -> Figure:
+    with styled():
+        means = recovery_means(gt)
+        n_claims = max(len(claims), 1)
+        height = max(3.0, 0.22 * max(len(means), n_claims) + 1.6)
+        fig = figure(11.0, height)
+        ax_a, ax_b = fig.subplots(1, 2, width_ratios=[1.25, 1.0])
+        sns.heatmap(means.rename(columns=RECOVERY), ax=ax_a, annot=False, cmap="vlag",
+                    vmin=-1, vmax=1, center=0, cbar_kws={"label": "mean over neurons"},
+                    linewidths=0.3, linecolor="white")
+        # every cell says what it is: its value, or n/a where the measure is undefined
+        for (i, j), v in np.ndenumerate(means.to_numpy(dtype=float)):
+            ax_a.text(j + 0.5, i + 0.5, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center",
+                      va="center", fontsize=6, color="0.5" if np.isnan(v) else "black")
+        ax_a.set_ylabel("")
+        ax_a.set_title("recovery of the simulated truth")
+        for t in ax_a.get_xticklabels():
+            t.set(rotation=40, ha="right", rotation_mode="anchor")
+        panel_label(ax_a, "a")
+
+        y = np.arange(len(claims))[::-1]
+        for yi, (_, c) in zip(y, claims.iterrows(), strict=True):
+            verdict = str(c["verdict"])
+            colour = VERDICT_COLOURS.get(verdict, UNDETERMINED)
+            control = isinstance(c["control"], str) and c["control"] != ""
+            if np.isfinite(c["effect"]):
+                ax_b.errorbar(c["effect"], yi, xerr=[[c["effect"] - c["ci_low"]],
+                                                     [c["ci_high"] - c["effect"]]],
+                              fmt="o", color=colour, mfc="white" if control else colour,
+                              ms=4, capsize=2, lw=1)
+            ax_b.text(1.01, yi, verdict.split(":")[0] + (" (control)" if control else ""),
+                      transform=ax_b.get_yaxis_transform(), va="center", fontsize=6,
+                      color=colour)
+        ax_b.axvline(0, color="black", lw=0.6)
+        ax_b.set_yticks(y, [f"{c} [{m}] @ {s}" for c, m, s in
+                            zip(claims["claim"], claims["measure"], claims["site"],
+                                strict=True)])
+        ax_b.set_xlabel("effect: mean paired difference (model - versus), "
+                        "bootstrap CI")
+        ax_b.set_title("the paper's claims, per site")
+        if claims.empty:
+            ax_b.text(0.5, 0.5, "no claims configured", transform=ax_b.transAxes,
+                      ha="center")
+        panel_label(ax_b, "b")
+        return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m sacnn.plots.groundtruth", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--groundtruth", required=True, type=Path)
+    p.add_argument("--claims", required=True, type=Path)
+    p.add_argument("--out-pdf", type=Path)
+    p.add_argument("--out-png", type=Path)
+    args = p.parse_args(argv)
+    try:
+        gt, claims = read_groundtruth(args.groundtruth), read_claims(args.claims)
+    except ValueError as exc:
+        raise SystemExit(f"sacnn.plots.groundtruth: error: {exc}") from None
+    fig = make(gt, claims)
+    version = f"sacnn {code_version()}"
+    sources = f"{args.groundtruth} {args.claims}"
+    if args.out_pdf:
+        fig.savefig(args.out_pdf, metadata={"Creator": version, "Keywords": sources,
+                                            "CreationDate": None})
+    if args.out_png:
+        fig.savefig(args.out_png, dpi=150, metadata={"Software": version, "Source": sources})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
