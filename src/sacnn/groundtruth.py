@@ -30,6 +30,9 @@ NaN where undefined, e.g. a constant input):
 ``truth_top_overlap``    share of the top-k images under ``r_true`` also top-k under
                          ``r_centre``: how much the surround reorders the peak (1 = not)
 ``truth_suppression``    1 - sum(r_true) / sum(r_centre): mean surround suppression
+``truth_aperture_corr``  ``r_aperture`` vs ``r_true``: how much of the true response the
+                         aperture alone explains, the ceiling of a centre-only model
+                         (rf-CNN) relative to a model of the whole image
 =======================  ===============================================================
 
 Before anything is compared the truth is tied to the dataset image by image (ids and the mean
@@ -58,6 +61,7 @@ GROUNDTRUTH_COLUMNS = [
     "site", "model", "label", "fraction", "neuron", "corr", "corr_truth", "ceiling",
     "pt_j", "pt_s", "truth_pt_j", "truth_pt_s", "pt_k", "aperture_corr", "centre_corr",
     "surround_corr", "attention_gate_corr", "truth_top_overlap", "truth_suppression",
+    "truth_aperture_corr",
 ]
 
 TRUTH_FIELDS = ("val_r_true", "val_r_centre", "val_r_aperture", "val_gate", "val_image_mean",
@@ -179,14 +183,16 @@ def top_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
     return len(top_a & top_b) / k
 
 
-def truth_columns(r_true: np.ndarray, r_centre: np.ndarray, recorded: np.ndarray,
-                  top_fraction: float = 0.01) -> dict[str, np.ndarray]:
+def truth_columns(r_true: np.ndarray, r_centre: np.ndarray, r_aperture: np.ndarray,
+                  recorded: np.ndarray, top_fraction: float = 0.01) -> dict[str, np.ndarray]:
     """Per-neuron properties of the truth itself, (neuron, image) inputs."""
     n, n_img = r_true.shape
     k = M.n_top(n_img, top_fraction)
     out = {name: np.full(n, np.nan) for name in
-           ("ceiling", "truth_pt_j", "truth_pt_s", "truth_top_overlap", "truth_suppression")}
+           ("ceiling", "truth_pt_j", "truth_pt_s", "truth_top_overlap", "truth_suppression",
+            "truth_aperture_corr")}
     for i in range(n):
+        out["truth_aperture_corr"][i] = _corr(r_aperture[i], r_true[i])
         out["ceiling"][i] = _corr(r_true[i], recorded[i])
         out["truth_pt_j"][i] = M.peak_tuning_joint(r_true[i], recorded[i], top_fraction)
         out["truth_pt_s"][i] = M.peak_tuning_separate(r_true[i], recorded[i], top_fraction)
@@ -264,7 +270,7 @@ def recovery(site: str, truth: xr.Dataset, dataset: xr.Dataset, models: Mapping[
         gate = _select(truth, "val_gate", neurons, images, where)
         pred = preds["prediction"].transpose("neuron", "image").values.astype(np.float64)
         recorded = preds["response"].transpose("neuron", "image").values.astype(np.float64)
-        tc = truth_columns(r_true, r_centre, recorded, top_fraction)
+        tc = truth_columns(r_true, r_centre, r_ap, recorded, top_fraction)
         probes = None
         if spec.get("weights"):
             mask = truth["aperture"].values.astype(bool)

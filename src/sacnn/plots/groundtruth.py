@@ -37,6 +37,7 @@ RECOVERY = {
     "attention_gate_corr": "attention~gate",
     "truth_top_overlap": "truth top-1% kept",
     "truth_suppression": "truth suppression",
+    "truth_aperture_corr": "truth aperture~full",
 }
 """Heat-map columns: groundtruth.csv column -> short header."""
 
