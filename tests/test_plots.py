@@ -90,11 +90,13 @@ def test_explicit_neuron_needs_only_the_dataset(tree, tmp_path):
     render("fig1b", {"datasets": inputs["datasets"]}, params, tmp_path)
 
 
-def test_fig3_without_stage_settings(tree, tmp_path):
+def test_fig3_needs_the_stage_settings_the_workflow_passes(tree, tmp_path):
+    from sacnn.plots._io import FigureInputError
+
     _, params = restrict(tree, ["S1"], CASES["fig3"][1])
     del params["stages"]
-    fig = render("fig3", {}, params, tmp_path)
-    assert "not given" in fig.get_suptitle()
+    with pytest.raises(FigureInputError, match="stages"):
+        render("fig3", {}, params, tmp_path)
 
 
 def test_generated_notebooks_are_current(tmp_path):

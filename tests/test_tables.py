@@ -146,3 +146,22 @@ def test_pt_says_how_many_top_images_it_is_made_of_and_why_it_is_zero(tmp_path):
                                                                                    "pt_note"]
     assert t.loc["some", "A_pt_j_hits"] == 1 and pd.isna(t.loc["some", "pt_note"])
     assert t.loc["some", "A_pt_j"] == pytest.approx(100 / 30, abs=1e-3)
+
+
+def test_delta_of_means_and_mean_of_per_neuron_deltas_are_both_offered():
+    from sacnn.tables import delta_pct_per_neuron
+
+    # two neurons: +100 % from a weak baseline, -10 % from a strong one
+    base = pd.DataFrame({"neuron": [0, 1, 2], "corr": [0.1, 0.5, np.nan]})
+    model = pd.DataFrame({"neuron": ["1", "0", "2"], "corr": [0.45, 0.2, 0.3]})  # other order
+    assert delta_pct_per_neuron(model, base) == pytest.approx((100.0 - 10.0) / 2)
+    # the ratio of the population means (what delta_pct reports) differs: 0.325 / 0.3
+    assert delta_pct(0.325, 0.3) == pytest.approx(8.333, abs=1e-3)
+    zero = pd.DataFrame({"neuron": [0], "corr": [0.0]})
+    assert np.isnan(delta_pct_per_neuron(zero.assign(corr=0.2), zero))
+
+
+def test_models_table_has_both_deltas(spec):
+    df = build_table(spec).set_index("key")
+    assert {"A_delta_pct", "A_delta_pct_neuron"} <= set(df.columns)
+    assert df.loc["base", "A_delta_pct_neuron"] == 0.0

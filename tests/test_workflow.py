@@ -34,7 +34,8 @@ TABLE_ROWS = {
                "rf+sa-CNN*(Incr.)", "ff+sa-CNN*(Simul.)", "ff+sa-CNN*(Incr.FC1)",
                "ff+sa-CNN*(Incr.FC2)"],
     "table3": ["ff-CNN", "ff+sa-CNN", "rf-CNN", "rf+sa-CNN"],
-    "tableA": ["rf+sa-CNN", "rf+sa-CNN*(Simul.)", "rf+sa-CNN (c=375)", "ff+sa-CNN (no beta)",
+    "tableA": ["rf+sa-CNN", "rf+sa-CNN*(Simul.)", "rf+sa-CNN*(Incr.)", "rf+sa-CNN (c=375)",
+               "ff+sa-CNN (no beta)",
                "rf+sa-CNN (no beta)", "ff+sa-CNN*(Simul.)",
                "alpha-alpha-SA(gamma=True)-beta3-beta3-CTL"],
 }
@@ -394,6 +395,56 @@ def test_groundtruth_and_claims_follow_their_contracts(tiny_run):
     # 3 neurons can never reach p < 0.05: every verdict says so instead of a finding
     assert claims["verdict"].str.startswith("undetermined").all()
     assert (tiny_run / "results" / "figures" / "groundtruth.png").stat().st_size > 0
+
+
+def _injected_params(notebook: Path) -> dict:
+    """The params_json papermill injected into an executed figure notebook."""
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            scope: dict = {}
+            exec("".join(cell["source"]), scope)  # noqa: S102 - our own generated cell
+            return json.loads(scope["params_json"])
+    raise AssertionError(f"{notebook}: no injected parameters")
+
+
+#: Figure settings a plotting module reads with a documented default (config may omit them).
+OPTIONAL_FIGURE_SETTINGS = {"n_images", "n_top", "statistic", "zoom_fraction"}
+
+
+def _params_read(module: Path) -> set[str]:
+    text = module.read_text()
+    keys = set(re.findall(r'params(?:\.get\(|\[)"(\w+)"', text))
+    keys |= set(re.findall(r'need\(params, \w+, "params", "(\w+)"', text))
+    return keys
+
+
+def test_every_figure_parameter_the_plotting_code_reads_is_passed(tiny_run):
+    """The contract between the workflow's figure params and sacnn.plots, on a real run (not
+    a fixture): every key a plotting module reads is in what the rule passed."""
+    tiny_run, _ = tiny_run
+    if not notebooks_present():
+        pytest.skip("figure notebooks not there")
+    plots = ROOT / "src" / "sacnn" / "plots"
+    shared = set().union(*(_params_read(m) for m in plots.glob("_*.py")))
+    for fig in FIGURES:
+        passed = set(_injected_params(tiny_run / "results" / "notebooks" / f"{fig}.ipynb"))
+        read = (_params_read(plots / f"{fig}.py") | shared) - OPTIONAL_FIGURE_SETTINGS
+        assert read <= passed, (fig, sorted(read - passed))
+    assert "stages" in passed  # Fig. 3's inheritance and freezing come from the config
+
+
+def test_schema_enums_are_the_codes_lists():
+    """One list per concept: every enum the schema allows is what the code accepts."""
+    from sacnn.analysis import EXAMPLE_RULES
+    from sacnn.claims import MEASURES
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    props = schema["properties"]
+    rule = props["figures"]["properties"]["example_neuron"]["properties"]["rule"]["enum"]
+    assert rule == list(EXAMPLE_RULES)
+    measure = props["claims"]["properties"]["tests"]["items"]["properties"]["measure"]["enum"]
+    assert measure == list(MEASURES)
 
 
 def test_rerun_has_nothing_to_do(tiny_run):

@@ -10,7 +10,11 @@ config key (``key``), and for each site (and, in Table 3, each data fraction) th
 =====================  ====================================================================
 ``<site>_corr``        mean Pearson r over the neurons with a defined correlation (CORR.)
 ``<site>_corr_sem``    its standard error (ddof = 1), the paper's SEM
-``<site>_delta_pct``   (corr - corr of the baseline) / corr of the baseline x 100 (Delta, %)
+``<site>_delta_pct``   (corr - corr of the baseline) / corr of the baseline x 100 (Delta, %):
+                       the ratio of the population means
+``<site>_delta_pct_neuron`` the mean over neurons of each neuron's relative change
+                       (r - r_baseline) / |r_baseline| x 100, paired by neuron (neurons with
+                       r_baseline = 0 or an undefined r left out); see reproduction notes
 ``<site>_pt_j``        mean PT_J in percent, as the paper prints it (0.232 = 0.232 %)
 ``<site>_pt_s``        mean PT_S in percent
 ``<site>_n``           neurons with a defined correlation
@@ -45,8 +49,8 @@ from sacnn.evaluation import read_metrics
 from sacnn.metrics import peak_reach, summarize
 from sacnn.provenance import code_version
 
-STATS = ("corr", "corr_sem", "delta_pct", "pt_j", "pt_s", "n", "n_undefined", "pt_k",
-         "pt_j_hits", "pt_s_hits", "pt_resolution")
+STATS = ("corr", "corr_sem", "delta_pct", "delta_pct_neuron", "pt_j", "pt_s", "n",
+         "n_undefined", "pt_k", "pt_j_hits", "pt_s_hits", "pt_resolution")
 
 
 class TableError(ValueError):
@@ -92,6 +96,17 @@ def delta_pct(value: float, baseline: float) -> float:
     return (value - baseline) / abs(baseline) * 100.0
 
 
+def delta_pct_per_neuron(df: pd.DataFrame, base: pd.DataFrame) -> float:
+    """Mean of the per-neuron relative changes of ``corr`` in percent, paired by neuron id."""
+    a = df.assign(neuron=df["neuron"].astype(str)).set_index("neuron")["corr"]
+    b = base.assign(neuron=base["neuron"].astype(str)).set_index("neuron")["corr"]
+    both = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
+    both = both[both["b"] != 0]
+    if both.empty:
+        return math.nan
+    return float(((both["a"] - both["b"]) / both["b"].abs()).mean() * 100.0)
+
+
 def _load(metrics: Mapping[str, Any], site: str, model: str, fraction: str) -> pd.DataFrame:
     try:
         path = metrics[site][model][fraction]
@@ -101,9 +116,11 @@ def _load(metrics: Mapping[str, Any], site: str, model: str, fraction: str) -> p
     return read_metrics(path)
 
 
-def _cells(summary: dict[str, float], base: dict[str, float], prefix: str) -> dict[str, float]:
+def _cells(summary: dict[str, float], base: dict[str, float], prefix: str,
+           df: pd.DataFrame, base_df: pd.DataFrame) -> dict[str, float]:
     row = dict(summary)
     row["delta_pct"] = delta_pct(summary["corr"], base["corr"])
+    row["delta_pct_neuron"] = delta_pct_per_neuron(df, base_df)
     return {f"{prefix}_{k}": row[k] for k in STATS}
 
 
@@ -138,7 +155,8 @@ def models_table(spec: Mapping[str, Any]) -> pd.DataFrame:
             for fraction in fractions:
                 prefix = f"{site}_{fraction}" if per_fraction else site
                 df, own = summary(site, model, fraction)
-                row.update(_cells(own, summary(site, spec["baseline"], fraction)[1], prefix))
+                base_df, base = summary(site, spec["baseline"], fraction)
+                row.update(_cells(own, base, prefix, df, base_df))
                 _add_note(row, own, prefix, df)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -156,9 +174,9 @@ def appendix_table(spec: Mapping[str, Any]) -> pd.DataFrame:
                                "pt_note": ""}
         for site in spec["sites"]:
             df = _load(spec["metrics"], site, model, fraction)
+            base_df = _load(spec["metrics"], site, versus, fraction)
             own = model_summary(df)
-            row.update(_cells(own, model_summary(_load(spec["metrics"], site, versus, fraction)),
-                              site))
+            row.update(_cells(own, model_summary(base_df), site, df, base_df))
             _add_note(row, own, site, df)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -169,8 +187,8 @@ def build_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     return appendix_table(spec) if "rows" in spec else models_table(spec)
 
 
-ROUNDING = {"corr": 4, "corr_sem": 4, "delta_pct": 2, "pt_j": 3, "pt_s": 3,
-            "pt_resolution": 3}
+ROUNDING = {"corr": 4, "corr_sem": 4, "delta_pct": 2, "delta_pct_neuron": 2, "pt_j": 3,
+            "pt_s": 3, "pt_resolution": 3}
 
 
 def rounded(df: pd.DataFrame) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 Blocks are drawn from the specs (``params['architectures']``); which blocks a stage inherits
 and freezes comes from ``params['stages'][model] = {init_from, load, freeze}`` (the models'
-config entries). Without ``stages`` every block is drawn as trained and the figure says so.
+config entries, passed by the workflow; an empty entry is a model trained from scratch).
 inputs: none. params: ``models`` (chain order), ``architectures``, ``labels``, ``stages``.
 """
 
@@ -82,7 +82,7 @@ def draw_stage(ax, spec, stage: Mapping[str, Any] | None, title: str) -> None:
 def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
     models = _io.models(params, NAME)
     archs = _io.need(params, NAME, "params", "architectures")
-    stages = params.get("stages")
+    stages = _io.need(params, NAME, "params", "stages")
     letters = {m: chr(97 + k) for k, m in enumerate(models)}
     with _style.styled():
         n_max = max(len(_io.need(archs, NAME, "params['architectures']", m)["layers"])
@@ -91,14 +91,14 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
         axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
         for ax, m in zip(axes, models, strict=True):
             spec = spec_of(str(archs[m].get("name", m)), archs[m])
-            stage = (stages or {}).get(m) or {}
+            stage = stages.get(m) or {}
             parent = stage.get("init_from")
             if parent:
                 src = f"({letters[parent]})" if parent in letters else _io.label(params, parent)
                 how = ", ".join(s if s == d else f"{s}→{d}" for s, d in _pairs(stage.get("load")))
                 note = f" — starts from {src}: loads {how or 'nothing'}"
             else:
-                note = " — trained from scratch" if stages is not None else ""
+                note = " — trained from scratch"
             draw_stage(ax, spec, stage, f"({letters[m]}) {_io.label(params, m)}{note}")
             ax.set_xlim(-0.1, n_max * 1.4)
         handles = [Patch(fc="white", ec="0.35", label="trained in this stage"),
@@ -106,7 +106,4 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
                    Patch(fc="white", ec=LOADED_EDGE, lw=1.8, label="initialised from the "
                                                                    "earlier stage")]
         fig.legend(handles=handles, loc="outside lower center", ncol=3, frameon=False)
-        if stages is None:
-            fig.suptitle("stage settings (params['stages']) not given: inheritance and "
-                         "freezing not shown", fontsize=7)
     return fig
