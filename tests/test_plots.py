@@ -149,3 +149,22 @@ def test_pt_bars_say_when_zero_is_below_resolution(tmp_path):
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert sum("below" in t and "top-3 threshold" in t and "8.3 %" in t for t in texts) == 2
     assert "0.0\n0/12" in texts
+
+
+def test_groundtruth_figure_says_na_and_flags_a_violated_control():
+    import numpy as np
+    import pandas as pd
+
+    from sacnn.claims import CLAIM_COLUMNS
+    from sacnn.groundtruth import GROUNDTRUTH_COLUMNS
+    from sacnn.plots.groundtruth import make
+
+    gt = pd.DataFrame([{c: np.nan for c in GROUNDTRUTH_COLUMNS} | {
+        "site": "s", "model": "rf", "label": "rf-CNN", "neuron": "0", "corr": 0.3}])
+    claims = pd.DataFrame([{c: "" for c in CLAIM_COLUMNS} | {
+        "claim": "x", "site": "s_off", "measure": "corr", "effect": -0.1, "ci_low": -0.2,
+        "ci_high": -0.05, "verdict": "contradicted", "control": "VIOLATED: an effect"}])
+    fig = make(gt, claims)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "n/a" in texts and "0.30" in texts
+    assert "contradicted - control VIOLATED" in texts

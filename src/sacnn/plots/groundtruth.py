@@ -82,7 +82,11 @@ def make(gt: pd.DataFrame, claims: pd.DataFrame) -> Figure:
                                                      [c["ci_high"] - c["effect"]]],
                               fmt="o", color=colour, mfc="white" if control else colour,
                               ms=4, capsize=2, lw=1)
-            ax_b.text(1.01, yi, verdict.split(":")[0] + (" (control)" if control else ""),
+            tag = ""
+            if control:
+                tag = (" - control VIOLATED" if str(c["control"]).startswith("VIOLATED")
+                       else " (control: null)")
+            ax_b.text(1.01, yi, verdict.split(":")[0] + tag,
                       transform=ax_b.get_yaxis_transform(), va="center", fontsize=6,
                       color=colour)
         ax_b.axvline(0, color="black", lw=0.6)
