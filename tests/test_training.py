@@ -242,6 +242,22 @@ def test_selection_on_the_validation_set_uses_validation_correlations():
     np.testing.assert_array_equal(res.best_epoch, np.nanargmax(res.history["val_corr"], axis=1))
 
 
+def test_selection_on_the_validation_set_fits_on_every_training_image():
+    """Nothing is held out when the epoch is picked on the validation set (released code):
+    the hold-out images join the fit, exactly as if the data had no hold-out at all."""
+    spec, data = TINY["ff"], make_arrays()
+    merged = Arrays(np.concatenate([data.fit_images, data.holdout_images]),
+                    np.concatenate([data.fit_responses, data.holdout_responses], axis=1),
+                    data.holdout_images[:0], data.holdout_responses[:, :0], data.val_images,
+                    data.val_responses, data.neuron_ids)
+    c = cfg(epochs=2, selection="validation")
+    a = train_chunk(spec, StageSpec("m", spec.name), data, c, site="s")
+    b = train_chunk(spec, StageSpec("m", spec.name), merged, c, site="s")
+    np.testing.assert_array_equal(a.val_predictions, b.val_predictions)
+    h = train_chunk(spec, StageSpec("m", spec.name), data, cfg(epochs=2), site="s")
+    assert not np.array_equal(a.history["train_loss"], h.history["train_loss"])
+
+
 def test_holdout_selection_without_holdout_images_is_refused():
     spec, data = TINY["ff"], make_arrays(n_hold=0)
     with pytest.raises(TrainingConfigError, match="held-out"):
@@ -249,6 +265,24 @@ def test_holdout_selection_without_holdout_images_is_refused():
 
 
 # -- incremental learning -----------------------------------------------------------------
+
+def test_fc1_combination_starts_at_identity_or_at_random_as_released():
+    spec = TINY["fc1"]
+    c = cfg()
+    ident = initial_state(spec, StageSpec("m", spec.name), c, "s", 1, None)
+    w = ident.model["readout.combine.weight"]
+    assert w.tolist() == [[1.0, 0.0]] and float(ident.model["readout.combine.bias"]) == 0.0
+    rnd = StageSpec("m", spec.name, combine_init="random")
+    a = initial_state(spec, rnd, c, "s", 1, None).model["readout.combine.weight"]
+    b = initial_state(spec, rnd, c, "s", 2, None).model["readout.combine.weight"]
+    assert a.tolist() != [[1.0, 0.0]] and not torch.equal(a, b)  # per neuron
+    assert torch.equal(a, initial_state(spec, rnd, c, "s", 1, None).model[
+        "readout.combine.weight"])  # seeded
+    with pytest.raises(TrainingConfigError, match="needs a decomposed"):
+        initial_state(TINY["ff"], StageSpec("m", "x", combine_init="random"), c, "s", 1, None)
+    with pytest.raises(TrainingConfigError, match="combine_init 'zeros'"):
+        StageSpec.from_dict("m", {"architecture": "x", "combine_init": "zeros"})
+
 
 def _train_and_save(tmp_path, spec_key, stage, data, init=None, **kw):
     spec = TINY[spec_key]

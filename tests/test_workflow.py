@@ -299,6 +299,33 @@ def test_paper_config_dry_run_on_reference_layout(tmp_path):
     assert (tmp_path / "results" / "M1S1" / "dataset.nc").exists()
 
 
+def test_reference_config_is_the_paper_matrix_with_the_released_codes_choices(tmp_path):
+    """config/reference.yaml = config/paper.yaml plus the released code's switches, and each
+    switch reaches the job that owns it."""
+    write_reference_site(tmp_path / "resources" / "M1S1", "m1s1", n_neurons=7, seed=1)
+    write_reference_site(tmp_path / "resources" / "M2S1", "m2s1", n_neurons=5, seed=2)
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    ref_path = ROOT / "config" / "reference.yaml"
+    ref = yaml.safe_load(ref_path.read_text())
+    assert ref["training"] == {**paper["training"], "selection": "validation",
+                               "frozen_mode": "train"}
+    fc1 = ref["models"]["ff_sa_cnn_star_incr_fc1"]
+    assert fc1 == {**paper["models"]["ff_sa_cnn_star_incr_fc1"], "combine_init": "random"}
+    assert {k: v for k, v in ref.items() if k not in ("training", "models", "sites")} == {
+        k: v for k, v in paper.items() if k not in ("training", "models", "sites")}
+    assert all(s["ingest"] == {"image_norm": "none"} for s in ref["sites"].values())
+    counts = dry_run(tmp_path, extra=("--configfile", str(ref_path)))
+    assert counts == dry_run(tmp_path, extra=("--configfile", str(ROOT / "config" / "paper.yaml")))
+    out = snakemake(tmp_path, "results/M1S1/models/ff_sa_cnn_star_incr_fc1/f100/chunk0/weights.pt",
+                    "results/M1S1/dataset.nc", "-n", "-p", "--cores", "2", "--configfile",
+                    str(ref_path)).stdout
+    settings = [json.loads(x) for x in re.findall(r"--settings '([^']*)'", out)]
+    settings = next(x for x in settings if "ff_sa_cnn_star_incr_fc1" in x["models"])
+    assert settings["training"]["selection"] == "validation"
+    assert settings["models"]["ff_sa_cnn_star_incr_fc1"]["combine_init"] == "random"
+    assert '"image_norm": "none"' in out
+
+
 # -------------------------------------------------------------------------- full run
 
 

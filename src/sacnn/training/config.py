@@ -13,6 +13,7 @@ class TrainingConfigError(ValueError):
 
 STRATEGIES = ("auto", "per_model", "stacked", "reference")
 SELECTIONS = ("holdout", "validation")
+COMBINE_INITS = ("identity", "random")
 PRECISIONS = ("auto", "exact", "tf32", "bf16")
 
 
@@ -22,7 +23,8 @@ class TrainConfig:
 
     ``selection`` picks each neuron's best epoch by correlation on a held-out part of the
     training set (default) or on the validation set, as the released code does (optimistic:
-    the same images are then used for reporting). ``strategy`` chooses the execution:
+    the same images are then used for reporting); with ``validation`` nothing is held out
+    and the models fit on every training image of their data fraction. ``strategy`` chooses the execution:
     ``per_model`` (one model at a time per worker process; the fast path on a CPU),
     ``stacked`` (all models of the chunk at once with torch.func.vmap; the fast path on a
     GPU), ``reference`` (a plain in-process loop, kept for tests), ``auto`` (stacked on
@@ -98,8 +100,15 @@ class StageSpec:
     init_from: str | None = None
     load: tuple[tuple[str, str], ...] = ()
     freeze: tuple[str, ...] = ()
+    combine_init: str = "identity"
+    """Start of a decomposed (Incr.FC1) readout's combination layer: ``identity`` (weights
+    (1, 0), bias 0: the stage starts as the model it inherits its centre from) or ``random``
+    (PyTorch's default, seeded per neuron, as the released code does)."""
 
     def __post_init__(self) -> None:
+        if self.combine_init not in COMBINE_INITS:
+            raise TrainingConfigError(f"model {self.model!r}: combine_init "
+                                      f"{self.combine_init!r}, expected one of {COMBINE_INITS}")
         if self.load and not self.init_from:
             raise TrainingConfigError(f"model {self.model!r}: 'load' needs 'init_from'")
         if self.init_from == self.model:
@@ -108,7 +117,7 @@ class StageSpec:
     @classmethod
     def from_dict(cls, model: str, data: Mapping[str, Any]) -> StageSpec:
         """Parse ``{architecture, label, init_from, load: {src: dst} | [src], freeze: [...]}``."""
-        allowed = {"architecture", "label", "init_from", "load", "freeze"}
+        allowed = {"architecture", "label", "init_from", "load", "freeze", "combine_init"}
         unknown = set(data) - allowed
         if unknown:
             raise TrainingConfigError(
@@ -122,4 +131,5 @@ class StageSpec:
             pairs = tuple((str(k), str(k)) for k in load)
         return cls(model=model, architecture=str(data["architecture"]),
                    label=str(data.get("label", "")), init_from=data.get("init_from"),
-                   load=pairs, freeze=tuple(str(f) for f in data.get("freeze") or ()))
+                   load=pairs, freeze=tuple(str(f) for f in data.get("freeze") or ()),
+                   combine_init=str(data.get("combine_init", "identity")))

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from sacnn.metrics import pearson
-from sacnn.models import ArchitectureSpec, build_network
+from sacnn.models import ArchitectureSpec, DecomposedReadout, build_network
 from sacnn.models.dropout import neuron_key
 from sacnn.seeding import derive_seed
 from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
@@ -178,6 +178,14 @@ def initial_state(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, si
                   neuron: Any, inherited: dict[str, torch.Tensor] | None) -> NeuronState:
     """A neuron's state before its first epoch: seeded init, inherited blocks, no Adam moments."""
     net = build_network(spec, seed=neuron_seed(cfg, site, stage.model, neuron, "init"))
+    if stage.combine_init == "random":
+        if not isinstance(net.readout, DecomposedReadout):
+            raise TrainingConfigError(
+                f"model {stage.model!r}: combine_init 'random' needs a decomposed (FC1) "
+                f"readout, {spec.name!r} has {spec.readout!r}")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(neuron_seed(cfg, site, stage.model, neuron, "combine_init"))
+            net.readout.combine.reset_parameters()
     net = net.to(DTYPES[cfg.dtype])
     if stage.init_from:
         assert inherited is not None
@@ -245,6 +253,12 @@ class _ChunkArrays:
 
         fit_x = images(data.fit_images)
         fit_y = torch.from_numpy(np.asarray(data.fit_responses)).to(dtype)
+        if cfg.selection == "validation" and len(data.holdout_images):
+            # nothing is held out for selection: fit on every training image of the fraction,
+            # as the released code does (it picks the epoch on the validation set)
+            fit_x = torch.cat([fit_x, images(data.holdout_images)])
+            fit_y = torch.cat([fit_y, torch.from_numpy(np.asarray(data.holdout_responses))
+                               .to(dtype)], dim=1)
         val_y = np.asarray(data.val_responses, dtype=np.float64)
         eval_x = {"validation": images(data.val_images)}
         sel_y = val_y
