@@ -1,4 +1,5 @@
-"""Fig. 1b: one neuron's responses to all training images, rank-ordered, and its top-20 images.
+"""Fig. 1b: one neuron's responses to all training images, rank-ordered, and its top-20 images,
+with the paper's population statistic (share of images above half the peak, over all neurons).
 
 inputs: ``datasets[site]``; plus ``metrics[site]`` or ``predictions[site]`` of ``params['models']``
 unless ``params['example_neuron']`` names the neuron.
@@ -18,6 +19,16 @@ from sacnn.plots import _io, _style
 NAME = "fig1b"
 
 
+def half_peak_shares(responses: np.ndarray) -> np.ndarray:
+    """Per neuron, the share of images whose response exceeds half the neuron's peak
+    ((neuron, image) input; NaN for a neuron whose peak is not positive)."""
+    r = np.asarray(responses, dtype=np.float64)
+    peak = np.nanmax(r, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        share = np.mean(r > peak / 2, axis=1)
+    return np.where(peak[:, 0] > 0, share, np.nan)
+
+
 def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
     site = str(_io.need(params, NAME, "params", "site"))
     ds = open_dataset(_io.need(inputs, NAME, "inputs", "datasets", site))
@@ -30,6 +41,7 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
     ranked = resp[order]
     peak = ranked[0]
     share = float(np.mean(resp > peak / 2) * 100)
+    population = half_peak_shares(ds["train_responses"].values) * 100
     units = ds.attrs.get("response_units", "dF/F")
 
     with _style.styled():
@@ -44,6 +56,10 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
         ax.set_title(f"{site} neuron {neuron}: {resp.size} training images")
         ax.text(0.97, 0.9, f"{share:.2f}% of images above half peak (dashed)",
                 transform=ax.transAxes, ha="right", va="top")
+        # the paper's population statistic: "less than 0.5 %" of images above half the peak
+        ax.text(0.97, 0.78, f"all {population.size} neurons: median "
+                f"{np.nanmedian(population):.2f}%, mean {np.nanmean(population):.2f}% "
+                "(paper: < 0.5%)", transform=ax.transAxes, ha="right", va="top", fontsize=6)
         _style.panel_label(ax, "b")
         cols = 5
         rows = int(np.ceil(n_top / cols))
