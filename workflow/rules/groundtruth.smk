@@ -1,6 +1,8 @@
 # Ground truth and the paper's claims: trained models against a simulated site's truth
 # (sacnn.groundtruth) and the paper's comparisons as paired tests over neurons on every site
-# (sacnn.claims); both summarised in one figure (sacnn.plots.groundtruth).
+# (sacnn.claims); both summarised in one figure (sacnn.plots.groundtruth). The per-site truth
+# jobs and the claims (centre_share runs the networks) are cluster jobs; gathering and the
+# figure run locally.
 
 
 rule groundtruth_site:
@@ -57,7 +59,6 @@ rule claims:
         meta="results/claims.json",
     log:
         "results/logs/claims.log",
-    localrule: True
     conda:
         "../envs/sacnn.yaml"
     params:
