@@ -355,7 +355,11 @@ def figure_params_json(wildcards):
         "architectures": {m: model_architecture(m) for m in models},
         # what each model inherits and freezes (Fig. 3 draws it; empty: trained from scratch)
         "stages": {
-            m: {k: MODELS[m][k] for k in ("init_from", "load", "freeze") if k in MODELS[m]}
+            m: {
+                k: MODELS[m][k]
+                for k in ("init_from", "load", "freeze")
+                if k in MODELS[m]
+            }
             for m in models
         },
         "fraction": "f100",
