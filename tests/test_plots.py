@@ -177,3 +177,12 @@ def test_fig1b_population_share_above_half_peak():
 
     r = np.array([[1.0, 0.2, 0.6, 0.1], [0.0, 0.0, 0.0, 0.0], [2.0, 1.5, 0.1, 0.1]])
     np.testing.assert_allclose(half_peak_shares(r), [0.5, np.nan, 0.5])
+
+
+def test_fig4_says_which_rule_picked_its_neuron(tree, tmp_path):
+    inputs, params = restrict(tree, ["S1"], TABLE1,
+                              example_neuron={"rule": "max_pt_difference"})
+    fig = render("fig4", inputs, params, tmp_path)
+    assert "picked by max_pt_difference" in fig.axes[0].get_title()
+    inputs, params = restrict(tree, ["S1"], TABLE1, example_neuron={"neuron": 3})
+    assert "chosen explicitly" in render("fig4", inputs, params, tmp_path).axes[0].get_title()

@@ -78,6 +78,13 @@ def metrics(inputs: Mapping[str, Any], figure: str, site_list: list[str],
     return pd.concat(frames, ignore_index=True)
 
 
+def example_rule_text(params: Mapping[str, Any]) -> str:
+    """How the example neuron was picked, for a figure's title (``explicit``, or the rule)."""
+    rule = dict(params.get("example_neuron") or {})
+    name = rule.get("rule", "explicit" if "neuron" in rule else "highest_mean_corr")
+    return "chosen explicitly" if name == "explicit" else f"picked by {name}"
+
+
 def example_neuron(inputs: Mapping[str, Any], params: Mapping[str, Any], figure: str,
                    site: str, model_list: list[str]) -> str:
     """Resolve ``params['example_neuron']`` with the site's metrics (or, without them, its

@@ -55,7 +55,8 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
         ax_all.set_xlabel("validation image (rank by recorded response)")
         ax_top.set_xlabel(f"top {n_zoom} images (rank)")
         ax_all.set_ylabel("response (dF/F)")
-        ax_all.set_title(f"{site} neuron {neuron}: tuning curves")
+        ax_all.set_title(f"{site} neuron {neuron} ({_io.example_rule_text(params)}): "
+                         "tuning curves")
         ax_top.set_title("peak (zoom)")
         ax_all.legend(frameon=False, loc="upper right")
         _style.panel_label(ax_all, "a")
