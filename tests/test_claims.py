@@ -19,6 +19,7 @@ from sacnn.claims import (
     paired_test,
     read_claims,
     smallest_p,
+    validation_images,
 )
 from sacnn.evaluation import METRIC_COLUMNS
 
@@ -153,7 +154,7 @@ def test_cli_writes_the_table_and_its_sidecar(tmp_path):
 
 def test_centre_share_of_trained_networks(tmp_path_factory):
     tree = tiny_results(tmp_path_factory)
-    data = tree["inputs"]["datasets"]["S1"]
+    data = validation_images(tree["inputs"]["datasets"]["S1"])
     rf = centre_share_values(tree["inputs"]["weights"]["S1"]["rf_cnn"], data)
     ff = centre_share_values(tree["inputs"]["weights"]["S1"]["ff_cnn"], data)
     assert list(rf.index) == ["0", "1", "2", "3"]

@@ -173,7 +173,7 @@ def test_groundtruth_figure_says_na_and_flags_a_violated_control():
 def test_fig1b_population_share_above_half_peak():
     import numpy as np
 
-    from sacnn.plots.fig1b import half_peak_shares
+    from sacnn.simulate.realism import half_peak_shares
 
     r = np.array([[1.0, 0.2, 0.6, 0.1], [0.0, 0.0, 0.0, 0.0], [2.0, 1.5, 0.1, 0.1]])
     np.testing.assert_allclose(half_peak_shares(r), [0.5, np.nan, 0.5])

@@ -33,6 +33,7 @@ import pandas as pd
 
 from sacnn.evaluation import read_metrics
 from sacnn.experiment import NO_SURROUND, replicate_name
+from sacnn.fileio import write_csv, write_json
 from sacnn.provenance import code_version
 from sacnn.seeding import numpy_rng
 
@@ -126,36 +127,39 @@ def control_reading(verdict: str, surround: str, surround_dependent: bool) -> st
 # ------------------------------------------------------------------------------ measures
 
 
-def _per_neuron(values: pd.Series) -> pd.Series:
-    out = values.copy()
-    out.index = out.index.astype(str)
-    return out
-
-
 def metric_values(path: str | Path, measure: str) -> pd.Series:
     """One measure per neuron (index: neuron id as text) from a metrics.csv."""
     df = read_metrics(path)
-    return _per_neuron(df.set_index("neuron")[measure].astype(float))
+    values = df.set_index("neuron")[measure].astype(float)
+    values.index = values.index.astype(str)
+    return values
 
 
-def centre_share_values(weights: Sequence[str | Path], dataset: str | Path) -> pd.Series:
-    """``centre_share`` per neuron on the dataset's validation images."""
+def validation_images(dataset: str | Path) -> np.ndarray:
+    """The model inputs a dataset validates on."""
+    from sacnn.data.ingest import open_dataset
+
+    return open_dataset(dataset)["val_images"].values
+
+
+def centre_share_values(weights: Sequence[str | Path], images: np.ndarray) -> pd.Series:
+    """``centre_share`` per neuron on ``images`` (a dataset's validation images)."""
     import torch
 
     from sacnn.analysis import centre_share, load_networks
-    from sacnn.data.ingest import open_dataset
 
-    images = open_dataset(dataset)["val_images"].values
     ids, nets = load_networks(weights, dtype=torch.float32)
     return pd.Series([centre_share(net, images) for net in nets], index=ids, dtype=float)
 
 
 class _Values:
-    """Per-neuron values of (site, model, fraction, measure), each read once."""
+    """Per-neuron values of (site, model, fraction, measure), each read once; a site's
+    validation images are read once for all its models."""
 
     def __init__(self, sites: Mapping[str, Any]) -> None:
         self.sites = sites
         self._cache: dict[tuple[str, str, str, str], pd.Series] = {}
+        self._images: dict[str, np.ndarray] = {}
 
     def get(self, site: str, model: str, fraction: str, measure: str) -> pd.Series:
         key = (site, model, fraction, measure)
@@ -163,8 +167,10 @@ class _Values:
             s = self.sites[site]
             try:
                 if measure == "centre_share":
+                    if site not in self._images:
+                        self._images[site] = validation_images(s["dataset"])
                     self._cache[key] = centre_share_values(s["weights"][model][fraction],
-                                                           s["dataset"])
+                                                           self._images[site])
                 else:
                     self._cache[key] = metric_values(s["metrics"][model][fraction], measure)
             except KeyError as exc:
@@ -274,13 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         df = evaluate(spec)
     except (ClaimError, ValueError) as exc:
         raise SystemExit(f"sacnn.claims: error: {exc}") from None
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(args.out)
+    write_csv(df, args.out)
     if args.meta:
-        meta = {"code_version": code_version(), "spec": spec, "columns": CLAIM_COLUMNS}
-        args.meta.write_text(json.dumps(meta, indent=1, sort_keys=True))
+        write_json({"code_version": code_version(), "spec": spec, "columns": CLAIM_COLUMNS},
+                   args.meta)
     cols = ["claim", "site", "effect", "ci_low", "ci_high", "p_value", "verdict"]
     with pd.option_context("display.width", 200, "display.max_colwidth", 40):
         print(df[cols].round(4).to_string(index=False))

@@ -24,6 +24,7 @@ import pandas as pd
 import xarray as xr
 
 from sacnn import metrics as M
+from sacnn.fileio import write_atomic, write_csv
 from sacnn.provenance import code_version
 
 log = logging.getLogger("sacnn.evaluation")
@@ -130,7 +131,7 @@ def _trials(dataset: xr.Dataset | None, neurons: np.ndarray, images: np.ndarray
     return vr.transpose("neuron", "val_image", "repeat").values.astype(np.float64)
 
 
-def _per_neuron(fn, *arrays: np.ndarray) -> float:
+def measure_or_nan(fn, *arrays: np.ndarray) -> float:
     """One neuron's measure; undefined (NaN) instead of raising on unusable inputs."""
     try:
         with warnings.catch_warnings():
@@ -166,10 +167,10 @@ def score(preds: xr.Dataset, dataset: xr.Dataset | None = None, *, site: str = "
         row = {
             "site": site, "model": model, "label": label, "fraction": fraction,
             "neuron": neuron,
-            "corr": _per_neuron(M.pearson, p, r) if usable else nan,
-            "pt_j": _per_neuron(lambda a, b: M.peak_tuning_joint(a, b, top_fraction), p, r)
+            "corr": measure_or_nan(M.pearson, p, r) if usable else nan,
+            "pt_j": measure_or_nan(lambda a, b: M.peak_tuning_joint(a, b, top_fraction), p, r)
             if usable else nan,
-            "pt_s": _per_neuron(lambda a, b: M.peak_tuning_separate(a, b, top_fraction), p, r)
+            "pt_s": measure_or_nan(lambda a, b: M.peak_tuning_separate(a, b, top_fraction), p, r)
             if usable else nan,
             "feve": nan, "cc_norm": nan,
             "best_epoch": int(preds["best_epoch"].values[i]) if "best_epoch" in preds else -1,
@@ -177,8 +178,8 @@ def score(preds: xr.Dataset, dataset: xr.Dataset | None = None, *, site: str = "
             "pt_k": M.n_top(p.size, top_fraction),
         }
         if usable and trials is not None and trials.shape[-1] >= 2:
-            row["feve"] = _per_neuron(M.feve, p, trials[i])
-            row["cc_norm"] = _per_neuron(M.normalized_correlation, p, trials[i])
+            row["feve"] = measure_or_nan(M.feve, p, trials[i])
+            row["cc_norm"] = measure_or_nan(M.normalized_correlation, p, trials[i])
         row["init_seed"] = int(preds["init_seed"].values[i]) if "init_seed" in preds else -1
         rows.append(row)
     df = pd.DataFrame(rows, columns=[*METRIC_COLUMNS, "init_seed"])
@@ -201,15 +202,7 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
 
 def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
     """Write NetCDF atomically (a temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -236,10 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                label=args.label or str(preds.attrs.get("label", args.model)),
                fraction=args.fraction, top_fraction=args.top_fraction)
     write_netcdf(preds, args.out_predictions)
-    args.out_metrics.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out_metrics.with_name(f".{args.out_metrics.name}.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(args.out_metrics)
+    write_csv(df, args.out_metrics)
     s = M.summarize(df["corr"].to_numpy())
     log.info("%s %s %s: %d neurons, corr %s", args.site, args.model, args.fraction, len(df),
              s.format())

@@ -151,13 +151,15 @@ def claims_sites(config: Mapping[str, Any]) -> list[str]:
 def site_surround(config: Mapping[str, Any], site: str) -> str:
     """What surround a site's neurons have: ``none`` (a control), ``x<strength>`` for a
     simulated site (its ``surround_strength``), ``recorded`` for real data (unknown)."""
+    from sacnn.simulate.config import SiteConfig  # light: settings only
+
     sim = config["sites"][site].get("simulate")
     if sim is None:
         return "recorded"
-    strength = float(sim.get("surround_strength", 1.0))
-    if not sim.get("surround", True) or strength == 0:
+    cfg = SiteConfig.from_dict(sim, where=f"sites.{site}.simulate")
+    if not cfg.surround or cfg.surround_strength == 0:
         return NO_SURROUND
-    return f"x{strength:g}"
+    return f"x{cfg.surround_strength:g}"
 
 
 def model_chain(models: Mapping[str, Mapping[str, Any]], model: str) -> list[str]:

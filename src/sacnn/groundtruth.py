@@ -45,8 +45,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ import pandas as pd
 import xarray as xr
 
 from sacnn import metrics as M
+from sacnn.data.preprocess import apply_image_norm
+from sacnn.evaluation import measure_or_nan, score
+from sacnn.fileio import write_csv, write_json
 from sacnn.provenance import code_version
 
 GROUNDTRUTH_COLUMNS = [
@@ -126,19 +129,14 @@ def _select(truth: xr.Dataset, field: str, neurons: Sequence[str], images: Seque
 
 
 def model_space(dataset_attrs: Mapping[str, Any], raw_values: np.ndarray) -> np.ndarray:
-    """Raw grey levels (0-255) -> the dataset's model input (its ``image_norm``)."""
+    """Raw grey levels (0-255) -> the dataset's model input (its recorded ``image_norm``)."""
     pre = json.loads(dataset_attrs.get("preprocessing", "{}"))
-    norm = pre.get("image_norm")
-    v = np.asarray(raw_values, dtype=np.float64)
-    if norm == "zscore":
-        std = float(pre["image_std"])
-        return (v - float(pre["image_mean"])) / (std if std > 0 else 1.0)
-    if norm == "unit":
-        return v / RAW_GREY_MAX
-    if norm == "none":
-        return v
-    raise GroundTruthError(f"dataset attribute 'preprocessing': image_norm {norm!r}, expected "
-                           "zscore, unit or none")
+    try:
+        return apply_image_norm(np.asarray(raw_values, dtype=np.float64), pre)
+    except (KeyError, ValueError) as exc:
+        raise GroundTruthError(f"dataset attribute 'preprocessing': image_norm "
+                               f"{pre.get('image_norm')!r} with its statistics expected "
+                               f"({exc})") from None
 
 
 def check_alignment(truth: xr.Dataset, val_images: np.ndarray, dataset_attrs: Mapping[str, Any],
@@ -167,13 +165,7 @@ def check_alignment(truth: xr.Dataset, val_images: np.ndarray, dataset_attrs: Ma
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r, NaN where undefined (a constant input) instead of a warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", M.UndefinedMetricWarning)
-        try:
-            return float(M.pearson(a, b))
-        except ValueError:
-            return float("nan")
+    return measure_or_nan(M.pearson, a, b)
 
 
 def top_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
@@ -243,73 +235,87 @@ def probe_networks(weights: Sequence[str | Path], neurons: Sequence[str], images
     return out
 
 
+@dataclass
+class SiteTruth:
+    """The truth of one site aligned with a set of neurons and validation images: read,
+    checked and summarised once, whatever number of models is set against it."""
+
+    images: np.ndarray            # (image, y, x) model inputs, in ``image_ids`` order
+    aperture_images: np.ndarray   # the same with mid-grey outside the truth's aperture
+    fields: dict[str, np.ndarray]  # r_true, r_centre, r_aperture, gate: (neuron, image)
+    columns: dict[str, np.ndarray]  # truth_columns(), per neuron
+
+    @classmethod
+    def of(cls, truth: xr.Dataset, dataset: xr.Dataset, neurons: Sequence[str],
+           images: Sequence[str], recorded: np.ndarray, top_fraction: float,
+           where: str) -> SiteTruth:
+        val = dataset["val_images"]
+        index = {n: i for i, n in enumerate(_ids(val["val_image"].values))}
+        missing = [i for i in images if i not in index]
+        if missing:
+            raise GroundTruthError(f"validation image(s) {missing[:5]} of the predictions are "
+                                   "not in the dataset")
+        arr = val.values[[index[i] for i in images]]
+        check_alignment(truth, arr, dataset.attrs, images, where)
+        fields = {k: _select(truth, f"val_{k}", neurons, images, where)
+                  for k in ("r_true", "r_centre", "r_aperture", "gate")}
+        grey = float(model_space(dataset.attrs, np.array(MID_GREY * RAW_GREY_MAX)))
+        mask = truth["aperture"].values.astype(bool)
+        return cls(arr, np.where(mask[None], arr, np.float32(grey)), fields,
+                   truth_columns(fields["r_true"], fields["r_centre"], fields["r_aperture"],
+                                 recorded, top_fraction))
+
+
 def recovery(site: str, truth: xr.Dataset, dataset: xr.Dataset, models: Mapping[str, Any],
              top_fraction: float = 0.01, where: str = "truth") -> pd.DataFrame:
     """Per-(model, neuron) recovery of the truth (see the module docstring for columns).
 
     ``models`` maps a model key to ``{"label", "fraction", "predictions": path, "weights":
     [chunk weights.pt, ...]}`` (weights optional: without them the probe columns are NaN).
+    ``corr``, ``pt_j``, ``pt_s`` and ``pt_k`` are those of metrics.csv
+    (:func:`sacnn.evaluation.score` on the same predictions).
     """
     rows = []
-    val = dataset["val_images"]
+    aligned: dict[tuple, SiteTruth] = {}
     for model, spec in models.items():
         with xr.open_dataset(spec["predictions"], engine="netcdf4") as p:
             preds = p.load()
-        neurons = _ids(preds["neuron"].values)
-        images = _ids(preds["image"].values)
-        d_index = {n: i for i, n in enumerate(_ids(val["val_image"].values))}
-        try:
-            images_arr = val.values[[d_index[i] for i in images]]
-        except KeyError as exc:
-            raise GroundTruthError(f"{spec['predictions']}: image {exc} is not in the dataset"
-                                   ) from None
-        check_alignment(truth, images_arr, dataset.attrs, images, where)
-        r_true = _select(truth, "val_r_true", neurons, images, where)
-        r_centre = _select(truth, "val_r_centre", neurons, images, where)
-        r_ap = _select(truth, "val_r_aperture", neurons, images, where)
-        gate = _select(truth, "val_gate", neurons, images, where)
-        pred = preds["prediction"].transpose("neuron", "image").values.astype(np.float64)
+        neurons, images = _ids(preds["neuron"].values), _ids(preds["image"].values)
         recorded = preds["response"].transpose("neuron", "image").values.astype(np.float64)
-        tc = truth_columns(r_true, r_centre, r_ap, recorded, top_fraction)
-        probes = None
-        if spec.get("weights"):
-            mask = truth["aperture"].values.astype(bool)
-            grey = float(model_space(dataset.attrs, np.array(MID_GREY * RAW_GREY_MAX)))
-            ap_images = np.where(mask[None], images_arr, np.float32(grey))
-            probes = probe_networks(spec["weights"], neurons, images_arr, ap_images)
-        k = M.n_top(len(images), top_fraction)
+        key = (tuple(neurons), tuple(images))
+        if key not in aligned:
+            aligned[key] = SiteTruth.of(truth, dataset, neurons, images, recorded,
+                                        top_fraction, where)
+        t = aligned[key]
+        label, fraction = spec.get("label", model), spec.get("fraction", "f100")
+        scores = score(preds, site=site, model=model, label=label, fraction=fraction,
+                       top_fraction=top_fraction)
+        pred = preds["prediction"].transpose("neuron", "image").values.astype(np.float64)
+        probes = (probe_networks(spec["weights"], neurons, t.images, t.aperture_images)
+                  if spec.get("weights") else None)
+        r_true, r_centre = t.fields["r_true"], t.fields["r_centre"]
         for i, nid in enumerate(neurons):
-            p = pred[i]
-            ok = bool(np.isfinite(p).all())
             row = {
-                "site": site, "model": model, "label": spec.get("label", model),
-                "fraction": spec.get("fraction", "f100"), "neuron": nid,
-                "corr": _corr(p, recorded[i]) if ok else np.nan,
-                "corr_truth": _corr(p, r_true[i]) if ok else np.nan,
-                "pt_j": M.peak_tuning_joint(p, recorded[i], top_fraction) if ok else np.nan,
-                "pt_s": M.peak_tuning_separate(p, recorded[i], top_fraction) if ok else np.nan,
-                "pt_k": k,
-                **{name: float(v[i]) for name, v in tc.items()},
+                "site": site, "model": model, "label": label, "fraction": fraction,
+                "neuron": nid,
+                **{c: scores[c].iloc[i] for c in ("corr", "pt_j", "pt_s", "pt_k")},
+                "corr_truth": _corr(pred[i], r_true[i]) if np.isfinite(pred[i]).all()
+                else np.nan,
+                **{name: float(v[i]) for name, v in t.columns.items()},
                 "aperture_corr": np.nan, "centre_corr": np.nan, "surround_corr": np.nan,
                 "attention_gate_corr": np.nan,
             }
             if probes is not None:
-                row["aperture_corr"] = _corr(probes["aperture"][i], r_ap[i])
+                row["aperture_corr"] = _corr(probes["aperture"][i], t.fields["r_aperture"][i])
                 row["centre_corr"] = _corr(probes["centre"][i], r_centre[i])
                 row["surround_corr"] = _corr(probes["surround"][i], r_true[i] - r_centre[i])
-                row["attention_gate_corr"] = _corr(probes["surround_attention"][i], gate[i])
+                row["attention_gate_corr"] = _corr(probes["surround_attention"][i],
+                                                   t.fields["gate"][i])
             rows.append(row)
     return pd.DataFrame(rows, columns=GROUNDTRUTH_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- outputs
-
-
-def _write_csv(df: pd.DataFrame, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    df.to_csv(tmp, index=False)
-    tmp.replace(out)
 
 
 def read_groundtruth(path: str | Path) -> pd.DataFrame:
@@ -347,15 +353,15 @@ def main(argv: list[str] | None = None) -> int:
             dataset = open_dataset(args.dataset)
             df = recovery(args.site, truth, dataset, spec["models"],
                           float(spec.get("top_fraction", 0.01)), where=str(args.truth))
-            _write_csv(df, args.out)
+            write_csv(df, args.out)
         else:
             df = pd.concat([read_groundtruth(t) for t in args.tables], ignore_index=True)
-            _write_csv(df, args.out)
+            write_csv(df, args.out)
             if args.meta:
-                meta = {"code_version": code_version(), "inputs": [str(t) for t in args.tables],
-                        "columns": GROUNDTRUTH_COLUMNS,
-                        "provenance": json.loads(args.provenance)}
-                args.meta.write_text(json.dumps(meta, indent=1, sort_keys=True))
+                write_json({"code_version": code_version(),
+                            "inputs": [str(t) for t in args.tables],
+                            "columns": GROUNDTRUTH_COLUMNS,
+                            "provenance": json.loads(args.provenance)}, args.meta)
     except (GroundTruthError, ValueError) as exc:
         raise SystemExit(f"sacnn.groundtruth: error: {exc}") from None
     summary = df.groupby(["site", "model"], sort=False)[["corr", "corr_truth", "ceiling"]].median()

@@ -46,6 +46,7 @@ from typing import Any
 import pandas as pd
 
 from sacnn.evaluation import read_metrics
+from sacnn.fileio import write_csv, write_json
 from sacnn.metrics import peak_reach, summarize
 from sacnn.provenance import code_version
 
@@ -237,12 +238,9 @@ def write_table(spec: Mapping[str, Any], out: str | Path, meta: str | Path | Non
                 ) -> pd.DataFrame:
     """Build the table, write it as CSV (and the JSON sidecar); returns the unrounded table."""
     df = build_table(spec)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rounded(df).to_csv(out, index=False)
+    write_csv(rounded(df), out)
     if meta is not None:
-        Path(meta).write_text(json.dumps(sidecar(spec, df), indent=1, sort_keys=True,
-                                         default=str) + "\n")
+        write_json(sidecar(spec, df), meta)
     return df
 
 
@@ -283,8 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         df = write_table(spec, args.out, args.meta)
     else:
         df = parameters_table(spec)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_csv(args.out, index=False)
+        write_csv(df, args.out)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(rounded(df) if args.command == "table" else df)
     return 0

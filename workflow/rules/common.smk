@@ -409,52 +409,42 @@ def groundtruth_site_spec(wildcards):
 
 
 def claims_spec_dict():
-    """The spec of ``python -m sacnn.claims``: the tests and every file they read."""
+    """The spec of ``python -m sacnn.claims``: the tests and every file they read (a site's
+    dataset and weights only where a test measures ``centre_share``)."""
     sites = {}
     for test in CLAIMS["tests"]:
         for s in experiment.claim_sites(config, test):
             entry = sites.setdefault(
                 s,
-                {
-                    "surround": experiment.site_surround(config, s),
-                    "dataset": f"results/{s}/dataset.nc",
-                    "metrics": {},
-                    "weights": {},
-                },
+                {"surround": experiment.site_surround(config, s), "metrics": {}},
             )
+            networks = test["measure"] == "centre_share"
+            if networks:
+                entry["dataset"] = f"results/{s}/dataset.nc"
             for base in (test["model"], test["versus"]):
                 for m in experiment.claim_replicates(config, test, base):
                     for f in experiment.claim_fractions(test):
                         entry["metrics"].setdefault(m, {})[f] = metrics_file(s, m, f)
-                        if test["measure"] == "centre_share":
-                            entry["weights"].setdefault(m, {})[f] = chunk_files(
-                                s, m, f, "weights.pt"
+                        if networks:
+                            entry.setdefault("weights", {}).setdefault(m, {})[f] = (
+                                chunk_files(s, m, f, "weights.pt")
                             )
     return {
         "tests": [
             {**t, "seeds": experiment.claim_seeds(config, t)} for t in CLAIMS["tests"]
         ],
         "default_sites": CLAIMS["sites"],
-        "bootstrap": CLAIMS.get("bootstrap", 2000),
-        "confidence": CLAIMS.get("confidence", 0.95),
-        "alpha": CLAIMS.get("alpha", 0.05),
-        "seed": CLAIMS.get("seed", 0),
+        # bootstrap, confidence, alpha and seed: the schema fills in their defaults
+        **{k: CLAIMS[k] for k in ("bootstrap", "confidence", "alpha", "seed")},
         "sites": sites,
     }
 
 
 def claims_inputs(wildcards):
-    spec = claims_spec_dict()
-    needs_dataset = {
-        s
-        for t in CLAIMS["tests"]
-        if t["measure"] == "centre_share"
-        for s in experiment.claim_sites(config, t)
-    }
     return _flatten_paths(
         {
-            s: [v["metrics"], v["weights"], *([v["dataset"]] * (s in needs_dataset))]
-            for s, v in spec["sites"].items()
+            s: {k: v for k, v in entry.items() if k != "surround"}
+            for s, entry in claims_spec_dict()["sites"].items()
         }
     )
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -51,16 +52,28 @@ def normalise_images(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float | str]]:
     """Apply one image normalisation to both sets; statistics come from training images only."""
     info: dict[str, float | str] = {"image_norm": method}
-    if method == "none":
-        return train, val, info
-    if method == "unit":
-        return train / np.float32(255.0), val / np.float32(255.0), info
     if method == "zscore":
         mean, std = image_stats(train)
         info.update(image_mean=mean, image_std=std)
+    return apply_image_norm(train, info), apply_image_norm(val, info), info
+
+
+def apply_image_norm(images: np.ndarray, info: Mapping[str, Any]) -> np.ndarray:
+    """Map raw grey levels through a recorded normalisation (the ``preprocessing`` attribute
+    of a dataset: ``image_norm`` and, for ``zscore``, ``image_mean`` and ``image_std``).
+
+    The one home of the mapping: ingest applies it, and anything that builds new model inputs
+    from raw grey levels (the ground truth's aperture images) applies the same one.
+    """
+    method = info.get("image_norm")
+    if method == "none":
+        return images
+    if method == "unit":
+        return images / np.float32(255.0)
+    if method == "zscore":
+        std = float(info["image_std"])
         scale = np.float32(1.0 / std) if std > 0 else np.float32(1.0)
-        m = np.float32(mean)
-        return (train - m) * scale, (val - m) * scale, info
+        return (images - np.float32(info["image_mean"])) * scale
     raise ValueError(f"unknown image normalisation {method!r}")
 
 

@@ -15,18 +15,9 @@ from matplotlib.figure import Figure
 
 from sacnn.data import open_dataset
 from sacnn.plots import _io, _style
+from sacnn.simulate.realism import half_peak_shares
 
 NAME = "fig1b"
-
-
-def half_peak_shares(responses: np.ndarray) -> np.ndarray:
-    """Per neuron, the share of images whose response exceeds half the neuron's peak
-    ((neuron, image) input; NaN for a neuron whose peak is not positive)."""
-    r = np.asarray(responses, dtype=np.float64)
-    peak = np.nanmax(r, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        share = np.mean(r > peak / 2, axis=1)
-    return np.where(peak[:, 0] > 0, share, np.nan)
 
 
 def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
@@ -40,8 +31,8 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
     order = np.argsort(-resp, kind="stable")
     ranked = resp[order]
     peak = ranked[0]
-    share = float(np.mean(resp > peak / 2) * 100)
     population = half_peak_shares(ds["train_responses"].values) * 100
+    share = float(population[i])
     units = ds.attrs.get("response_units", "dF/F")
 
     with _style.styled():

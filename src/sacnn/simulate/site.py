@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -21,7 +20,7 @@ from sacnn.simulate import noise as noise_mod
 from sacnn.simulate.config import DEFAULT_VAL_PHOTOS, SITE_KINDS, SiteConfig  # noqa: F401
 from sacnn.simulate.neurons import Population, aperture_mask
 from sacnn.simulate.realism import format_summary, realism_stats, summarise
-from sacnn.simulate.stimuli import PhotoSource, make_stimuli
+from sacnn.simulate.stimuli import make_stimuli
 
 
 def _log(msg: str, t0: float, verbose: bool) -> None:
@@ -38,7 +37,7 @@ def simulate_site(config: SiteConfig, verbose: bool = False) -> dict[str, Any]:
                                         cfg.seed, "train", catalogue)
     val_img, val_src = make_stimuli(cfg.n_val, val_photos, cfg.dead_leaves_fraction,
                                     cfg.seed, "val", catalogue)
-    photos = {name: {"path": str(src.path), "sha256": read_sha256(src),
+    photos = {name: {"path": str(src.path), "sha256": src.sha256,
                      "licence": src.licence, "split": "val" if name in val_photos else "train"}
               for name, src in catalogue.items()}
     _log(f"stimuli: {cfg.n_train} train, {cfg.n_val} val", t0, verbose)
@@ -71,14 +70,6 @@ def simulate_site(config: SiteConfig, verbose: bool = False) -> dict[str, Any]:
         "train_responses": train_trials[:, :, 0], "val_trials": val_trials,
         "stats": stats, "summary": summarise(stats), "photos": photos,
     }
-
-
-def read_sha256(source: PhotoSource) -> str:
-    """A photo's SHA-256: the pinned one of a bundled photo (checked when it was read), else
-    the file's own."""
-    if source.sha256 is not None:
-        return source.sha256
-    return hashlib.sha256(source.path.read_bytes()).hexdigest()
 
 
 def image_means(images: np.ndarray) -> np.ndarray:

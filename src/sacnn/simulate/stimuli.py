@@ -67,15 +67,18 @@ class PhotoIntegrityError(RuntimeError):
     """A photo is missing, unreadable, or its bytes differ from the pinned SHA-256."""
 
 
+USER_PHOTO = "user-supplied"
+
+
 @dataclass(frozen=True)
 class PhotoSource:
-    """A photo a site crops from: bundled (SHA-256 pinned) or a user's file (recorded)."""
+    """A photo a site crops from, with the SHA-256 its bytes must have when read: pinned for
+    a bundled photo, taken when a user's folder is listed (and recorded in provenance)."""
 
     name: str
     path: Path
-    sha256: str | None
-    """The pinned digest of a bundled photo; None for a user's photo (hashed when read)."""
-    licence: str = "user-supplied"
+    sha256: str
+    licence: str = USER_PHOTO
 
 
 def photo_path(name: str) -> Path:
@@ -86,10 +89,18 @@ def photo_path(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / rel
 
 
+def bundled_photo(name: str) -> PhotoSource:
+    """A photo inside the pinned wheels."""
+    return PhotoSource(name, photo_path(name), PHOTOS[name][2], PHOTOS[name][3])
+
+
 def bundled_photos() -> dict[str, PhotoSource]:
     """The photos inside the pinned wheels, by name."""
-    return {name: PhotoSource(name, photo_path(name), PHOTOS[name][2], PHOTOS[name][3])
-            for name in PHOTOS}
+    return {name: bundled_photo(name) for name in PHOTOS}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def folder_photos(image_dir: str | Path, max_photos: int, seed: int) -> dict[str, PhotoSource]:
@@ -107,29 +118,31 @@ def folder_photos(image_dir: str | Path, max_photos: int, seed: int) -> dict[str
     if len(files) > max_photos:
         pick = numpy_rng(seed, "image_dir_photos").choice(len(files), max_photos, replace=False)
         files = [files[i] for i in sorted(pick)]
-    return {p.relative_to(root).as_posix(): PhotoSource(p.relative_to(root).as_posix(), p, None)
-            for p in files}
+    names = [p.relative_to(root).as_posix() for p in files]
+    return {n: PhotoSource(n, p, _sha256(p)) for n, p in zip(names, files, strict=True)}
 
 
-def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
-    """Grey photo in [0, 1] (float32) and its SHA-256; a pinned digest must match."""
+def read_photo(source: PhotoSource) -> np.ndarray:
+    """Grey photo in [0, 1] (float32), after checking its bytes against ``source.sha256``."""
     from PIL import Image, UnidentifiedImageError
 
     path = source.path
+    bundled = source.licence != USER_PHOTO
     if not path.exists():
         raise PhotoIntegrityError(f"photo '{source.name}': {path} is missing"
-                                  + (" (package version changed?)" if source.sha256 else ""))
+                                  + (" (package version changed?)" if bundled else ""))
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    if source.sha256 is not None and digest != source.sha256:
+    if digest != source.sha256:
+        hint = ("install the pinned package versions (pyproject.toml)" if bundled
+                else "the file changed while the site was simulated")
         raise PhotoIntegrityError(
             f"photo '{source.name}': {path} has SHA-256 {digest}, expected {source.sha256}; "
-            "install the pinned package versions (pyproject.toml)"
-        )
+            f"{hint}")
     try:
         with Image.open(path) as im:
             grey = im.convert("L")
-            return np.asarray(grey, dtype=np.float32) / np.float32(255.0), digest
+            return np.asarray(grey, dtype=np.float32) / np.float32(255.0)
     except (UnidentifiedImageError, OSError) as exc:
         raise PhotoIntegrityError(f"photo '{source.name}': {path} is not a readable image "
                                   f"({exc})") from None
@@ -137,7 +150,7 @@ def read_photo(source: PhotoSource) -> tuple[np.ndarray, str]:
 
 def load_photo(name: str) -> np.ndarray:
     """A bundled grey photo in [0, 1] (float32), after checking the file's SHA-256."""
-    return read_photo(PhotoSource(name, photo_path(name), PHOTOS[name][2], PHOTOS[name][3]))[0]
+    return read_photo(bundled_photo(name))
 
 
 @dataclass
@@ -151,7 +164,7 @@ class _Pyramid:
 def _pyramid(source: PhotoSource) -> _Pyramid:
     from PIL import Image
 
-    photo, _ = read_photo(source)
+    photo = read_photo(source)
     name = source.name
     short = min(photo.shape)
     levels = []
