@@ -142,6 +142,9 @@ def test_pt_says_how_many_top_images_it_is_made_of_and_why_it_is_zero(tmp_path):
     assert t.loc["zero", "A_pt_k"] == 3 and t.loc["zero", "A_pt_j_hits"] == 0
     assert t.loc["zero", "A_pt_resolution"] == pytest.approx(100 / 30, abs=1e-3)
     assert "PT = 0 because no prediction reached" in t.loc["zero", "pt_note"]
+    # the 0 is not printed as a finding: the cell is empty, the note says why
+    assert pd.isna(t.loc["zero", "A_pt_j"]) and pd.isna(t.loc["zero", "A_pt_s"])
+    assert "PT_J and PT_S left empty" in t.loc["zero", "pt_note"]
     assert "300 validation images" in t.loc["zero", "pt_note"] and "3.33 %" in t.loc["zero",
                                                                                    "pt_note"]
     assert t.loc["some", "A_pt_j_hits"] == 1 and pd.isna(t.loc["some", "pt_note"])

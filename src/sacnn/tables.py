@@ -15,17 +15,19 @@ config key (``key``), and for each site (and, in Table 3, each data fraction) th
 ``<site>_delta_pct_neuron`` the mean over neurons of each neuron's relative change
                        (r - r_baseline) / |r_baseline| x 100, paired by neuron (neurons with
                        r_baseline = 0 or an undefined r left out); see reproduction notes
-``<site>_pt_j``        mean PT_J in percent, as the paper prints it (0.232 = 0.232 %)
-``<site>_pt_s``        mean PT_S in percent
+``<site>_pt_j``        mean PT_J in percent, as the paper prints it (0.232 = 0.232 %); empty
+                       where no prediction reached any top-k threshold (see ``pt_note``)
+``<site>_pt_s``        mean PT_S in percent (empty likewise)
 ``<site>_n``           neurons with a defined correlation
 ``<site>_n_undefined`` neurons whose correlation is undefined (left out of the means)
 ``<site>_pt_k``        top images per neuron that PT counts (1 % of the validation images)
 ``<site>_pt_j_hits``   top images, over all neurons, whose prediction reached the threshold
 ``<site>_pt_s_hits``   the same for PT_S (PT = hits / (neurons x k))
 ``<site>_pt_resolution`` the smallest non-zero mean PT these neurons and k can show (percent)
-``pt_note``            why a row's PT is 0 where no prediction reached any threshold: with
-                       the demo's 10 neurons x k = 3 the resolution is 3.3 %, far above the
-                       paper's PT values, so 0 there does not rank the models
+``pt_note``            why a row's PT cell is empty: no prediction reached any threshold,
+                       so its PT would be 0, which is below the resolution (with 10 neurons
+                       x k = 10 it is 1 %, above most of the paper's PT values) and does
+                       not rank the models
 =====================  ====================================================================
 
 Table 3's columns are ``<site>_<fraction>_...`` (baseline at the same fraction). The appendix
@@ -66,11 +68,13 @@ def model_summary(df: pd.DataFrame) -> dict[str, float]:
     pt_s = summarize(df["pt_s"].to_numpy(dtype=float))
     reach_j = peak_reach(df["pt_j"].to_numpy(dtype=float), df["pt_k"].to_numpy())
     reach_s = peak_reach(df["pt_s"].to_numpy(dtype=float), df["pt_k"].to_numpy())
+    # a PT of 0 made of no hit at all is below the metric's resolution, not a finding: the
+    # cell stays empty and pt_note says why (the hits, k and resolution columns stay)
     return {
         "corr": corr.mean,
         "corr_sem": corr.sem,
-        "pt_j": pt_j.mean * 100.0,
-        "pt_s": pt_s.mean * 100.0,
+        "pt_j": pt_j.mean * 100.0 if reach_j.hits else math.nan,
+        "pt_s": pt_s.mean * 100.0 if reach_s.hits else math.nan,
         "n": corr.n,
         "n_undefined": corr.n_undefined,
         "pt_k": reach_j.k,
@@ -81,13 +85,16 @@ def model_summary(df: pd.DataFrame) -> dict[str, float]:
 
 
 def pt_note(summary: dict[str, float], where: str, n_images: int) -> str:
-    """Why PT is 0, when no prediction of any neuron reached its top-k threshold."""
-    if summary["pt_j_hits"] or summary["pt_s_hits"] or not summary["pt_k"]:
+    """Why a PT cell is empty: no prediction of any neuron reached its top-k threshold."""
+    empty = [name for name, hits in (("PT_J", "pt_j_hits"), ("PT_S", "pt_s_hits"))
+             if not summary[hits]]
+    if not empty or not summary["pt_k"]:
         return ""
-    return (f"{where}: PT = 0 because no prediction reached its neuron's top-"
-            f"{summary['pt_k']} threshold (top 1 % of {n_images} validation images); "
-            f"these {summary['n'] + summary['n_undefined']} neurons can only show a mean PT "
-            f"of 0 or >= {summary['pt_resolution']:.2f} %, so 0 does not rank the models")
+    return (f"{where}: {' and '.join(empty)} left empty: PT = 0 because no prediction "
+            f"reached its neuron's top-{summary['pt_k']} threshold (top 1 % of {n_images} "
+            f"validation images); these {summary['n'] + summary['n_undefined']} neurons can "
+            f"only show a mean PT of 0 or >= {summary['pt_resolution']:.2f} %, so 0 would "
+            "not rank the models")
 
 
 def delta_pct(value: float, baseline: float) -> float:
