@@ -1,13 +1,39 @@
 """Raw-data contract, validation, ingest into the canonical NetCDF, preprocessing and splits.
 
-See docs/data-format.md for the files a site needs and the canonical dataset's layout.
+See docs/data-format.md for the files a site needs and the canonical dataset"s layout.
 """
 
-from sacnn.data.ingest import build_dataset, ingest, open_dataset, validate_canonical
-from sacnn.data.options import IngestOptions
-from sacnn.data.preprocess import TrainingArrays, fraction_count, training_arrays
-from sacnn.data.raw import RawSite, read_site
-from sacnn.data.validate import DataValidationError
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): the workflow imports the light modules of this package
+# (options, raw, validate) while it parses, and must not load xarray to do so.
+_EXPORTS = {
+    "DataValidationError": "sacnn.data.validate",
+    "IngestOptions": "sacnn.data.options",
+    "RawSite": "sacnn.data.raw",
+    "TrainingArrays": "sacnn.data.preprocess",
+    "build_dataset": "sacnn.data.ingest",
+    "fraction_count": "sacnn.data.preprocess",
+    "ingest": "sacnn.data.ingest",
+    "open_dataset": "sacnn.data.ingest",
+    "read_site": "sacnn.data.raw",
+    "training_arrays": "sacnn.data.preprocess",
+    "validate_canonical": "sacnn.data.ingest",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DataValidationError",

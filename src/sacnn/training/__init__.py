@@ -1,21 +1,40 @@
 """Training: one trainer API for every stage, execution strategies per device, checkpoints."""
 
-from sacnn.training.config import (
-    STRATEGIES,
-    StageSpec,
-    TrainConfig,
-    TrainingConfigError,
-)
-from sacnn.training.outputs import predictions_dataset, save_weights, write_netcdf
-from sacnn.training.state import CheckpointError, NeuronState
-from sacnn.training.trainer import (
-    ChunkResult,
-    epoch_order,
-    initial_state,
-    load_weights,
-    neuron_seed,
-    train_chunk,
-)
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): the workflow imports the light modules of this package
+# (config) while it parses, and must not load torch to do so.
+_EXPORTS = {
+    "CheckpointError": "sacnn.training.state",
+    "ChunkResult": "sacnn.training.trainer",
+    "NeuronState": "sacnn.training.state",
+    "STRATEGIES": "sacnn.training.config",
+    "StageSpec": "sacnn.training.config",
+    "TrainConfig": "sacnn.training.config",
+    "TrainingConfigError": "sacnn.training.config",
+    "epoch_order": "sacnn.training.trainer",
+    "initial_state": "sacnn.training.trainer",
+    "load_weights": "sacnn.training.trainer",
+    "neuron_seed": "sacnn.training.trainer",
+    "predictions_dataset": "sacnn.training.outputs",
+    "save_weights": "sacnn.training.outputs",
+    "train_chunk": "sacnn.training.trainer",
+    "write_netcdf": "sacnn.training.outputs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "STRATEGIES",
