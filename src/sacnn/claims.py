@@ -146,7 +146,8 @@ def centre_share_values(weights: Sequence[str | Path], images: np.ndarray) -> pd
     """``centre_share`` per neuron on ``images`` (a dataset's validation images)."""
     import torch
 
-    from sacnn.analysis import centre_share, load_networks
+    from sacnn.analysis import centre_share
+    from sacnn.training.weights import load_networks
 
     ids, nets = load_networks(weights, dtype=torch.float32)
     return pd.Series([centre_share(net, images) for net in nets], index=ids, dtype=float)
@@ -265,8 +266,8 @@ def read_claims(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sacnn.claims", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.claims") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--spec", required=True,
                    help="JSON: tests, default_sites, bootstrap, confidence, alpha, seed, sites "

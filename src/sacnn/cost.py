@@ -203,8 +203,8 @@ def _parse_site(text: str) -> tuple[str, SiteSize]:
     return name, SiteSize(parts[0], parts[1], parts[2] if len(parts) == 3 else PAPER_VAL_IMAGES)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sacnn.cost", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.cost") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--configfile", type=Path, default=Path("config/config.yaml"))
     p.add_argument("--throughput", type=Path, required=True,

@@ -24,7 +24,7 @@ import pandas as pd
 import xarray as xr
 
 from sacnn import metrics as M
-from sacnn.fileio import write_atomic, write_csv
+from sacnn.fileio import write_csv, write_netcdf
 from sacnn.provenance import code_version
 
 log = logging.getLogger("sacnn.evaluation")
@@ -43,22 +43,53 @@ class EvaluationError(ValueError):
 
 _CHUNK_VARIABLES = ("prediction", "response", "best_epoch")
 
+#: The validation-image dimension of ``predictions.nc``: the name ``dataset.nc`` gives it, so
+#: predictions and dataset merge without renaming (docs/data-format.md).
+VAL_IMAGE = "val_image"
+#: What that dimension was called in files written before it took the dataset's name.
+_OLD_VAL_IMAGE = "image"
 
-def _read_chunk(path: Path) -> xr.Dataset:
-    """One chunk's predictions, checked; an unreadable file says which job to rerun."""
-    rerun = ("it is written by the train_chunk job of this chunk: delete it and run "
-             "snakemake again to retrain that chunk")
+#: Why a merged predictions file may be unusable, and how to get a good one.
+REWRITE_MERGED = ("it is written by the evaluate_model job: delete it and run snakemake "
+                  "again")
+
+
+def check_predictions(ds: xr.Dataset, path: str | Path, rerun: str,
+                      variables: Sequence[str] = ("prediction", "response")) -> xr.Dataset:
+    """``ds`` if it has ``variables`` on dims (neuron, val_image); an error naming ``path``,
+    the field and what was expected otherwise (``rerun`` says how to get a good file)."""
+    if VAL_IMAGE not in ds.dims and _OLD_VAL_IMAGE in ds.dims:
+        raise EvaluationError(
+            f"{path}: dimension {VAL_IMAGE!r} missing, expected predictions on dims "
+            f"(neuron, {VAL_IMAGE}); the file has the old name {_OLD_VAL_IMAGE!r} (written by "
+            f"an older sacnn); {rerun}")
+    missing = [v for v in (*variables, VAL_IMAGE, "neuron") if v not in ds.variables]
+    if missing:
+        raise EvaluationError(f"{path}: field(s) {missing} missing, expected predictions "
+                              f"(docs/architecture.md); {rerun}")
+    for name in variables:
+        if set(ds[name].dims) != {"neuron", VAL_IMAGE}:
+            raise EvaluationError(f"{path}: field {name!r} has dims {ds[name].dims}, expected "
+                                  f"(neuron, {VAL_IMAGE}); {rerun}")
+    return ds
+
+
+def read_predictions(path: str | Path, rerun: str = REWRITE_MERGED,
+                     variables: Sequence[str] = ("prediction", "response")) -> xr.Dataset:
+    """A predictions.nc (a chunk's or a model's), loaded into memory, closed and checked."""
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             ds = ds.load()
     except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, ValueError, ...
         raise EvaluationError(f"{path}: not a readable predictions file ({exc}); {rerun}"
                               ) from exc
-    missing = [v for v in (*_CHUNK_VARIABLES, "image", "neuron") if v not in ds.variables]
-    if missing:
-        raise EvaluationError(f"{path}: field(s) {missing} missing, expected a chunk's "
-                              f"predictions (docs/architecture.md); {rerun}")
-    return ds
+    return check_predictions(ds, path, rerun, variables)
+
+
+def _read_chunk(path: Path) -> xr.Dataset:
+    """One chunk's predictions, checked; an unreadable file says which job to rerun."""
+    return read_predictions(path, "it is written by the train_chunk job of this chunk: delete "
+                            "it and run snakemake again to retrain that chunk", _CHUNK_VARIABLES)
 
 
 def read_dataset_trials(path: Path) -> xr.Dataset:
@@ -92,7 +123,7 @@ def gather(paths: Sequence[str | Path]) -> xr.Dataset:
             if ds.attrs.get(key) != first.attrs.get(key):
                 raise EvaluationError(f"{p}: attribute {key!r} is {ds.attrs.get(key)!r}, "
                                       f"expected {first.attrs.get(key)!r} (from {paths[0]})")
-        if not np.array_equal(ds["image"].values, first["image"].values):
+        if not np.array_equal(ds[VAL_IMAGE].values, first[VAL_IMAGE].values):
             raise EvaluationError(f"{p}: validation images differ from those of {paths[0]}")
     out = xr.concat(parts, dim="neuron", data_vars="minimal", coords="minimal",
                     compat="override", join="override", combine_attrs="override")
@@ -152,10 +183,10 @@ def score(preds: xr.Dataset, dataset: xr.Dataset | None = None, *, site: str = "
     for ``cc_norm`` with missing repeats). A neuron whose prediction is not finite (a
     diverged fit) gets NaN for every measure and a warning in the log.
     """
-    pred = preds["prediction"].transpose("neuron", "image").values.astype(np.float64)
-    real = preds["response"].transpose("neuron", "image").values.astype(np.float64)
+    pred = preds["prediction"].transpose("neuron", VAL_IMAGE).values.astype(np.float64)
+    real = preds["response"].transpose("neuron", VAL_IMAGE).values.astype(np.float64)
     neurons = preds["neuron"].values
-    trials = _trials(dataset, neurons, preds["image"].values)
+    trials = _trials(dataset, neurons, preds[VAL_IMAGE].values)
     rows = []
     for i, neuron in enumerate(neurons):
         p, r = pred[i], real[i]
@@ -200,13 +231,8 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def write_netcdf(ds: xr.Dataset, path: str | Path) -> None:
-    """Write NetCDF atomically (a temporary file in the same folder, then rename)."""
-    write_atomic(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4"))
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sacnn.evaluation", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.evaluation") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("chunks", nargs="+", type=Path, help="chunk predictions.nc, in chunk order")
     p.add_argument("--dataset", type=Path, help="canonical dataset (trials for FEVE, cc_norm)")

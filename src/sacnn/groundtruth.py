@@ -56,7 +56,7 @@ import xarray as xr
 
 from sacnn import metrics as M
 from sacnn.data.preprocess import apply_image_norm
-from sacnn.evaluation import measure_or_nan, score
+from sacnn.evaluation import VAL_IMAGE, measure_or_nan, read_predictions, score
 from sacnn.fileio import write_csv, write_json
 from sacnn.provenance import code_version
 
@@ -206,8 +206,9 @@ def probe_networks(weights: Sequence[str | Path], neurons: Sequence[str], images
     """
     import torch
 
-    from sacnn.analysis import centre_attention, fcl_decomposition, load_networks
+    from sacnn.analysis import centre_attention, fcl_decomposition
     from sacnn.models import CentreReadout
+    from sacnn.training.weights import load_networks
 
     ids, nets = load_networks(weights, dtype=torch.float32)
     by_id = dict(zip(ids, nets, strict=True))
@@ -278,10 +279,9 @@ def recovery(site: str, truth: xr.Dataset, dataset: xr.Dataset, models: Mapping[
     rows = []
     aligned: dict[tuple, SiteTruth] = {}
     for model, spec in models.items():
-        with xr.open_dataset(spec["predictions"], engine="netcdf4") as p:
-            preds = p.load()
-        neurons, images = _ids(preds["neuron"].values), _ids(preds["image"].values)
-        recorded = preds["response"].transpose("neuron", "image").values.astype(np.float64)
+        preds = read_predictions(spec["predictions"])
+        neurons, images = _ids(preds["neuron"].values), _ids(preds[VAL_IMAGE].values)
+        recorded = preds["response"].transpose("neuron", VAL_IMAGE).values.astype(np.float64)
         key = (tuple(neurons), tuple(images))
         if key not in aligned:
             aligned[key] = SiteTruth.of(truth, dataset, neurons, images, recorded,
@@ -290,7 +290,7 @@ def recovery(site: str, truth: xr.Dataset, dataset: xr.Dataset, models: Mapping[
         label, fraction = spec.get("label", model), spec.get("fraction", "f100")
         scores = score(preds, site=site, model=model, label=label, fraction=fraction,
                        top_fraction=top_fraction)
-        pred = preds["prediction"].transpose("neuron", "image").values.astype(np.float64)
+        pred = preds["prediction"].transpose("neuron", VAL_IMAGE).values.astype(np.float64)
         probes = (probe_networks(spec["weights"], neurons, t.images, t.aperture_images)
                   if spec.get("weights") else None)
         r_true, r_centre = t.fields["r_true"], t.fields["r_centre"]
@@ -327,8 +327,8 @@ def read_groundtruth(path: str | Path) -> pd.DataFrame:
     return df
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sacnn.groundtruth", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.groundtruth") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("site", help="one simulated site: every model against the truth")

@@ -37,7 +37,6 @@ table adds ``section`` (A.1-A.3) and ``versus`` (the row its delta compares with
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import sys
@@ -48,7 +47,7 @@ from typing import Any
 import pandas as pd
 
 from sacnn.evaluation import read_metrics
-from sacnn.fileio import write_csv, write_json
+from sacnn.fileio import sha256_file, write_csv, write_json
 from sacnn.metrics import peak_reach, summarize
 from sacnn.provenance import code_version
 
@@ -211,14 +210,6 @@ def rounded(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _metric_paths(spec: Mapping[str, Any]) -> list[str]:
     return sorted({p for site in spec["metrics"].values() for model in site.values()
                    for p in model.values()})
@@ -237,7 +228,7 @@ def sidecar(spec: Mapping[str, Any], df: pd.DataFrame) -> dict[str, Any]:
         "spec": {k: v for k, v in spec.items() if k not in ("metrics", "provenance")},
         "provenance": spec.get("provenance", {}),
         "code_version": code_version(),
-        "inputs": {p: _sha256(p) for p in paths},
+        "inputs": {p: sha256_file(p) for p in paths},
     }
 
 
@@ -270,8 +261,8 @@ def parameters_table(spec: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sacnn.tables", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.tables") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("table", help="one of the paper's tables from metrics.csv files")

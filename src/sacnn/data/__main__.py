@@ -32,9 +32,9 @@ def _options_json(text: str | None) -> dict:
     return opts
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m sacnn.data") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m sacnn.data",
+        prog=prog,
         description="Ingest a site's raw files into the canonical NetCDF, or check one.",
     )
     sub = p.add_subparsers(dest="command", required=True)
@@ -53,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.data") -> int:
+    args = build_parser(prog).parse_args(argv)
     try:
         if args.command == "ingest":
             opts = _options_json(args.options_json)

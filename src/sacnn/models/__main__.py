@@ -8,8 +8,8 @@ from pathlib import Path
 from sacnn.models.parameters import markdown_table, parameter_table
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.models") -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--out", type=Path, help="write CSV (.csv) or Markdown (.md) here")
     args = parser.parse_args(argv)
     table = parameter_table()

@@ -103,8 +103,8 @@ def make(gt: pd.DataFrame, claims: pd.DataFrame) -> Figure:
         return fig
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sacnn.plots.groundtruth", description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.plots.groundtruth") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--groundtruth", required=True, type=Path)
     p.add_argument("--claims", required=True, type=Path)

@@ -10,9 +10,9 @@ from pathlib import Path
 from sacnn.simulate.site import SiteConfig, write_site
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m sacnn.simulate") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m sacnn.simulate",
+        prog=prog,
         description="Write a simulated V1 site (reference raw layout + ground truth) to OUT_DIR.",
     )
     p.add_argument("out_dir", type=Path, help="site folder to write (e.g. resources/sim1)")
@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.simulate") -> int:
+    args = build_parser(prog).parse_args(argv)
     data: dict = {}
     if args.config is not None:
         import yaml

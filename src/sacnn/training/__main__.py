@@ -18,12 +18,14 @@ from typing import Any
 import yaml
 
 from sacnn.data import DataValidationError, open_dataset, training_arrays
+from sacnn.fileio import write_netcdf
 from sacnn.models import SpecError, get_architecture
 from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
-from sacnn.training.outputs import predictions_dataset, save_weights, write_netcdf
+from sacnn.training.outputs import predictions_dataset
 from sacnn.training.runners import tune_glibc_malloc
 from sacnn.training.state import CheckpointError
 from sacnn.training.trainer import resolve_device, train_chunk
+from sacnn.training.weights import save_weights
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -51,8 +53,8 @@ def chunk_slice(chunk: int, chunk_size: int, n_neurons: int) -> slice:
     return slice(start, min(start + chunk_size, n_neurons))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
+def main(argv: list[str] | None = None, prog: str = "python -m sacnn.training") -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", type=Path, help="workflow config (YAML)")
