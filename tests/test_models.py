@@ -1,5 +1,7 @@
 """Shapes, parameter counts, the gamma switch, readouts and freezing of the model zoo."""
 
+import json
+
 import pytest
 import torch
 
@@ -35,6 +37,89 @@ def test_feature_map_sizes_match_the_paper():
     assert get_architecture("rf-CNN").output_size == 9
     net = build_network(get_architecture("ff+sa-CNN*"), seed=0).eval()
     assert net.features(torch.rand(2, 1, 50, 50)).shape == (2, 30, 9, 9)
+
+
+@pytest.mark.parametrize("name", PAPER_NAMES)
+def test_feature_maps_are_the_shapes_of_a_forward_pass(name):
+    spec = get_architecture(name)
+    net = build_network(spec, seed=0).eval()
+    maps = spec.feature_maps()
+    assert len(maps) == len(spec.layers) + 1 and maps[-1].size == spec.output_size
+    x = torch.rand(1, 1, spec.input_size, spec.input_size)
+    assert x.shape[-2:] == (maps[0].size, maps[0].size)
+    with torch.no_grad():
+        for (group, i), m in zip(net.order, maps[1:], strict=True):
+            block = getattr(net, group)[i]
+            conv = block.conv(x) if group != "attention" else block.sa(x)
+            assert conv.shape[-2:] == (m.conv, m.conv), (group, i)
+            x = block(x)
+            assert x.shape[-2:] == (m.size, m.size), (group, i)
+        assert net.features(torch.rand(1, 1, 50, 50)).shape[-2:] == (maps[-1].size,) * 2
+    assert spec.sizes() == [(m.conv, m.size) for m in maps[1:]]
+
+
+@pytest.mark.parametrize("name", PAPER_NAMES)
+def test_feature_maps_place_each_hypercolumn_on_the_pixels_it_sees(name):
+    """A bump on one pixel moves the centre hypercolumn after n layers iff the pixel lies in
+    its ``rf`` window centred on ``offset + stride * centre``. All convolutions are set to
+    positive means, so every block is monotone and a bump anywhere in the window gets through
+    max-pooling (the rest of the map is uniform); attention starts as the identity."""
+    spec = spec_from_dict(name, {"base": name, "channels": 2, "attention_dim": 1})
+    net = build_network(spec, seed=0).double().eval()
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.Conv2d):  # attention ones too: its gain is 0
+                module.weight.fill_(1.0 / module.weight[0].numel())
+    side = spec.input_size
+    for n, m in enumerate(spec.feature_maps()):
+        centre = m.size // 2
+        lo = m.offset + m.stride * centre - (m.rf - 1) / 2
+        assert lo == int(lo) and 0 <= lo and lo + m.rf <= side
+        x = torch.zeros(side + 1, 1, side, side, dtype=torch.float64)
+        for col in range(side):                           # image 0 is the blank reference
+            x[col + 1, 0, int(lo), col] = 100.0
+        with torch.no_grad():
+            for group, i in net.order[:n]:
+                x = getattr(net, group)[i](x)
+        moved = (x[1:, :, centre, centre] - x[0, :, centre, centre]).abs().amax(1) > 1e-12
+        assert moved.nonzero().flatten().tolist() == list(range(int(lo), int(lo) + m.rf)), n
+
+
+@pytest.mark.parametrize("name", PAPER_NAMES)
+def test_to_dict_round_trips_through_spec_from_dict(name):
+    spec = get_architecture(name)
+    data = json.loads(json.dumps(spec.to_dict()))          # as weights files hold it
+    # the JSON is a rerun trigger of figures and tables: its keys stay these
+    assert list(data) == ["name", "channels", "layers", "readout", "attention_dim", "dropout",
+                          "input_size"]
+    back = spec_from_dict(data["name"], data)
+    assert back == spec and back.to_dict() == spec.to_dict()
+    with pytest.raises(SpecError, match="names it"):
+        spec_from_dict("other", data)
+
+
+@pytest.mark.parametrize("name", PAPER_NAMES)
+def test_readout_is_its_weight_map_and_bias(name):
+    """Every readout is affine: its output is sum(weight_map * features) + bias_term."""
+    spec = get_architecture(name)
+    net = build_network(spec, seed=0).double().eval()
+    r = net.readout
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in r.parameters():    # random, so FC1's combination mixes both branches
+            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype))
+    size = spec.output_size
+    feats = torch.rand(4, spec.channels, size, size, generator=gen, dtype=torch.float64)
+    w, b = r.weight_map(), r.bias_term()
+    assert w.shape == (spec.channels, size, size) and b.shape == ()
+    with torch.no_grad():
+        torch.testing.assert_close(r(feats), (feats * w).sum((1, 2, 3)) + b,
+                                   rtol=0, atol=1e-12)
+        assert float(r(torch.zeros_like(feats))[0]) == pytest.approx(float(b), abs=1e-12)
+    if spec.readout == "ctl":                     # a centre readout weighs nothing else
+        w = w.detach().clone()
+        w[:, size // 2, size // 2] = 0
+        assert not w.any()
 
 
 def test_parameter_counts_reproduce_the_released_code():

@@ -12,6 +12,7 @@ its chunk or on the execution strategy (per-model loop or stacked models on a GP
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -101,30 +102,70 @@ class AttentionBlock(nn.Module):
         return apply_dropout2d(x, mask, self.p, self.training)
 
 
-class CentreReadout(nn.Module):
-    """CTL: a linear map of the centre hypercolumn only (C -> 1)."""
+class Readout(nn.Module, metaclass=ABCMeta):
+    """A readout: an affine map of the final feature map (B, C, size, size) to one response.
+
+    Each readout states its own maths as one effective weight per (channel, y, x) and a
+    constant, ``forward(x) == (x * weight_map()).sum((1, 2, 3)) + bias_term()``, so analysis
+    (contributions, the centre/surround split of Fig. 7) asks the readout instead of
+    switching on its class. Both are functions of the parameters (autograd intact).
+    """
 
     def __init__(self, channels: int, size: int) -> None:
         super().__init__()
+        self.channels = channels
+        self.size = size
         self.centre_index = size // 2
+
+    @abstractmethod
+    def weight_map(self) -> Tensor:
+        """The effective weight of every feature, shape (C, size, size)."""
+
+    @abstractmethod
+    def bias_term(self) -> Tensor:
+        """The constant term (0-d): the prediction for an all-zero feature map."""
+
+
+class CentreReadout(Readout):
+    """CTL: a linear map of the centre hypercolumn only (C -> 1)."""
+
+    def __init__(self, channels: int, size: int) -> None:
+        super().__init__(channels, size)
         self.linear = nn.Linear(channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear(x[:, :, self.centre_index, self.centre_index]).squeeze(-1)
 
+    def weight_map(self) -> Tensor:
+        """The linear weights at the centre hypercolumn, zero elsewhere."""
+        w = self.linear.weight
+        out = torch.zeros(self.channels, self.size, self.size, dtype=w.dtype, device=w.device)
+        out[:, self.centre_index, self.centre_index] = w[0]
+        return out
 
-class FullReadout(nn.Module):
+    def bias_term(self) -> Tensor:
+        return self.linear.bias[0]
+
+
+class FullReadout(Readout):
     """FCL: a linear map of the whole flattened feature map (C*H*W -> 1), channel-major."""
 
     def __init__(self, channels: int, size: int) -> None:
-        super().__init__()
+        super().__init__(channels, size)
         self.linear = nn.Linear(channels * size * size, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.linear(x.flatten(1)).squeeze(-1)
 
+    def weight_map(self) -> Tensor:
+        """The linear weights, unflattened (channel-major, as ``forward`` flattens)."""
+        return self.linear.weight.reshape(self.channels, self.size, self.size)
 
-class DecomposedReadout(nn.Module):
+    def bias_term(self) -> Tensor:
+        return self.linear.bias[0]
+
+
+class DecomposedReadout(Readout):
     """The FCL of Incr.FC1: centre (C -> 1), surround (C*(HW-1) -> 1), combination (2 -> 1).
 
     The combination starts at weights (1, 0) and bias 0, so the initial model equals the
@@ -132,7 +173,7 @@ class DecomposedReadout(nn.Module):
     """
 
     def __init__(self, channels: int, size: int) -> None:
-        super().__init__()
+        super().__init__(channels, size)
         self.centre_flat = (size // 2) * size + size // 2
         self.centre = nn.Linear(channels, 1)
         self.surround = nn.Linear(channels * (size * size - 1), 1)
@@ -152,11 +193,22 @@ class DecomposedReadout(nn.Module):
         centre, surround = self.parts(x)
         return self.combine(torch.stack([centre, surround], dim=-1)).squeeze(-1)
 
+    def weight_map(self) -> Tensor:
+        """Centre and surround weights, each times its combination weight."""
+        a_c, a_s = self.combine.weight[0]
+        c, n, ci = self.channels, self.size * self.size, self.centre_flat
+        # parts() flattens the surround channel-major over the HW-1 non-centre positions.
+        ws = self.surround.weight.reshape(c, n - 1) * a_s
+        wc = self.centre.weight.reshape(c, 1) * a_c
+        return torch.cat([ws[:, :ci], wc, ws[:, ci:]], dim=1).reshape(c, self.size, self.size)
+
+    def bias_term(self) -> Tensor:
+        """Every bias pushed through the combination: a_c b_centre + a_s b_surround + b."""
+        a_c, a_s = self.combine.weight[0]
+        return a_c * self.centre.bias[0] + a_s * self.surround.bias[0] + self.combine.bias[0]
+
 
 _READOUTS = {"ctl": CentreReadout, "fcl": FullReadout, "fcl_decomposed": DecomposedReadout}
-
-#: Module groups that incremental stages load and freeze by name.
-GROUPS = ("alpha", "attention", "beta", "readout")
 
 
 class Network(nn.Module):
@@ -182,14 +234,13 @@ class Network(nn.Module):
                     raise SpecError(f"architecture {spec.name!r}: self-attention cannot be the "
                                     "first layer (it needs a feature map)")
                 block: nn.Module = AttentionBlock(c, spec.attention_dim, layer.v_mapping, p)
-                group = "attention"
             else:
                 block = ConvBlock(channels_in, c, layer.kernel, layer.kind == "alpha", p)
-                group = layer.kind
-            getattr(self, group).append(block)
-            self.order.append((group, len(getattr(self, group)) - 1))
+            group = getattr(self, layer.group)
+            group.append(block)
+            self.order.append((layer.group, len(group) - 1))
             channels_in = c
-        self.readout = _READOUTS[spec.readout](c, spec.output_size)
+        self.readout: Readout = _READOUTS[spec.readout](c, spec.output_size)
         self.frozen: tuple[str, ...] = ()
         self.frozen_mode = "eval"
 

@@ -45,6 +45,12 @@ class LayerSpec:
             return f"beta(k={self.kernel})"
         return f"sa(gamma={'true' if self.v_mapping else 'false'})"
 
+    @property
+    def group(self) -> str:
+        """The network's module list that holds this block (its parameter-name prefix), as
+        incremental stages load and freeze it: ``alpha``, ``attention`` or ``beta``."""
+        return "attention" if self.kind == "sa" else self.kind
+
 
 def parse_layer(token: str) -> LayerSpec:
     """Parse one layer token such as ``beta(k=3)`` or ``sa(gamma=false)``."""
@@ -74,6 +80,23 @@ def parse_layer(token: str) -> LayerSpec:
 
 
 @dataclass(frozen=True)
+class FeatureMap:
+    """One feature map of a network (the input image or a layer's output) and where its
+    hypercolumns sit on the input image.
+
+    ``conv``: side after the layer's convolution, before any pooling; ``size``: side of the
+    map. Hypercolumn ``i`` is centred on input pixel ``offset + stride * i`` (pixel-centre
+    coordinates, 0 = first pixel) and sees an ``rf`` x ``rf`` pixel window.
+    """
+
+    conv: int
+    size: int
+    offset: float
+    stride: int
+    rf: int
+
+
+@dataclass(frozen=True)
 class ArchitectureSpec:
     """A per-neuron network: layers, readout and widths. Frozen so it can key caches."""
 
@@ -98,35 +121,52 @@ class ArchitectureSpec:
             raise SpecError(f"{where}: attention_dim must be >= 1, got {self.attention_dim!r}")
         if not self.layers:
             raise SpecError(f"{where}: layers is empty")
-        if min(min(sides) for sides in self.sizes()) < 1:
+        if min(min(m.conv, m.size) for m in self.feature_maps()) < 1:
             raise SpecError(f"{where}: the layers shrink a {self.input_size}px input to nothing")
         size = self.output_size
         if self.readout != "fcl" and size % 2 == 0:
             raise SpecError(f"{where}: a {self.readout} readout needs an odd final map, got {size}")
 
-    def sizes(self) -> list[tuple[int, int]]:
-        """Per layer, the side of its convolution's output and of its output (valid
-        convolutions, 2x2 pools after alpha; attention keeps the size)."""
-        out, size = [], self.input_size
+    def feature_maps(self) -> list[FeatureMap]:
+        """The input image, then the output of every layer: the one walk of the geometry.
+
+        Valid convolutions, a 2x2 max-pool after each alpha, attention keeps the map. The
+        network, the cost model, the architecture drawings and the attention maps' placement
+        on the image all read this list, so they cannot disagree.
+        """
+        size, offset, stride, rf = self.input_size, 0.0, 1, 1
+        maps = [FeatureMap(size, size, offset, stride, rf)]
         for layer in self.layers:
             if layer.kind in ("alpha", "beta"):
                 size -= layer.kernel - 1
+                offset += stride * (layer.kernel - 1) / 2
+                rf += stride * (layer.kernel - 1)
             conv = size
             if layer.kind == "alpha":
                 size //= 2
-            out.append((conv, size))
-        return out
+                offset += stride * 0.5
+                rf += stride
+                stride *= 2
+            maps.append(FeatureMap(conv, size, offset, stride, rf))
+        return maps
+
+    def sizes(self) -> list[tuple[int, int]]:
+        """Per layer, the side of its convolution's output and of its output
+        (:meth:`feature_maps` without the input)."""
+        return [(m.conv, m.size) for m in self.feature_maps()[1:]]
 
     @property
     def output_size(self) -> int:
-        """Side of the final feature map (valid convolutions, 2x2 pools)."""
-        return self.sizes()[-1][1]
+        """Side of the final feature map, the one the readout sees."""
+        return self.feature_maps()[-1].size
 
     @property
     def has_attention(self) -> bool:
         return any(layer.kind == "sa" for layer in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as config data (weights files and figure parameters hold it as JSON);
+        :func:`spec_from_dict` reads it back. ``description`` is left out: it is prose."""
         return {
             "name": self.name,
             "channels": self.channels,
@@ -138,7 +178,7 @@ class ArchitectureSpec:
         }
 
 
-_SPEC_KEYS = {"channels", "layers", "readout", "attention_dim", "dropout", "input_size",
+_SPEC_KEYS = {"name", "channels", "layers", "readout", "attention_dim", "dropout", "input_size",
               "description", "base"}
 
 
@@ -146,19 +186,24 @@ def spec_from_dict(name: str, data: Mapping[str, Any],
                    known: Mapping[str, ArchitectureSpec] | None = None) -> ArchitectureSpec:
     """Build a spec from a config mapping; ``base: <name>`` starts from a named spec.
 
-    Unknown keys are refused so that a typo in config fails at once.
+    Unknown keys are refused so that a typo in config fails at once. ``name`` may be given
+    (``ArchitectureSpec.to_dict()`` holds it, so the two round-trip) but must agree with
+    ``name``.
     """
     unknown = set(data) - _SPEC_KEYS
     if unknown:
         raise SpecError(f"architecture {name!r}: unknown keys {sorted(unknown)}; "
                         f"allowed: {sorted(_SPEC_KEYS)}")
+    if "name" in data and data["name"] != name:
+        raise SpecError(f"architecture {name!r}: its data names it {data['name']!r}")
     known = NAMED_ARCHITECTURES if known is None else known
     if "base" in data:
         if data["base"] not in known:
             raise SpecError(f"architecture {name!r}: base {data['base']!r} is not a known "
                             f"architecture ({sorted(known)})")
         base = known[data["base"]]
-        changes: dict[str, Any] = {k: v for k, v in data.items() if k not in ("base", "layers")}
+        changes: dict[str, Any] = {k: v for k, v in data.items()
+                                   if k not in ("name", "base", "layers")}
         if "layers" in data:
             changes["layers"] = tuple(parse_layer(t) for t in data["layers"])
         return replace(base, name=name, **changes)
