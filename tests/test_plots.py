@@ -186,3 +186,93 @@ def test_fig4_says_which_rule_picked_its_neuron(tree, tmp_path):
     assert "picked by max_pt_difference" in fig.axes[0].get_title()
     inputs, params = restrict(tree, ["S1"], TABLE1, example_neuron={"neuron": 3})
     assert "chosen explicitly" in render("fig4", inputs, params, tmp_path).axes[0].get_title()
+
+
+# -- Fig. 7: where the readout bias goes; Fig. 9: which average -----------------------------
+
+@pytest.mark.parametrize("model", FCL)
+def test_fig7_terms_sum_to_the_network_output_wherever_the_bias_is_drawn(tree, model):
+    """centre + surround + bias is the networks' own output (ranked per neuron, averaged);
+    folding the bias into the centre or the surround moves it there and nowhere else."""
+    import numpy as np
+    import torch
+
+    from sacnn.analysis import load_networks
+    from sacnn.data import open_dataset
+    from sacnn.plots.fig7 import BIAS_MODES, decomposed_curves
+
+    inputs, _ = restrict(tree, ["S1"], [model])
+    images = open_dataset(inputs["datasets"]["S1"])["val_images"].values
+    weights = inputs["weights"]["S1"][model]
+    _, nets = load_networks(weights)
+    x = torch.from_numpy(images).double().unsqueeze(1)
+    with torch.no_grad():
+        out = np.stack([np.sort(net(x).numpy())[::-1] for net in nets]).mean(axis=0)
+    curves = {mode: decomposed_curves(weights, images, mode) for mode in BIAS_MODES}
+    sep = curves["separate"]
+    b = float(sep["readout_bias"])
+    assert b != 0  # a trained readout has a bias: the test below would not see a misplaced 0
+    np.testing.assert_allclose(sep["prediction"], out, atol=1e-12)
+    np.testing.assert_allclose(sep["centre"] + sep["surround"] + sep["bias"], out, atol=1e-12)
+    np.testing.assert_allclose(sep["bias"], b, atol=1e-12)
+    for mode, other in (("centre", "surround"), ("surround", "centre")):
+        c = curves[mode]
+        np.testing.assert_allclose(c["centre"] + c["surround"], out, atol=1e-12)
+        np.testing.assert_array_equal(c["bias"], 0.0)
+        np.testing.assert_allclose(c[mode], sep[mode] + b, atol=1e-12)
+        np.testing.assert_allclose(c[other], sep[other], atol=1e-12)
+        assert float(c["readout_bias"]) == pytest.approx(b)
+
+
+def test_fig7_says_where_the_bias_is_drawn(tree, tmp_path):
+    inputs, params = restrict(tree, ["S1"], FCL)
+    fig = render("fig7", inputs, params, tmp_path)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["prediction", "centre", "surround (sum)", "readout bias"]
+    assert "centre + surround + bias" in fig._suptitle.get_text()
+    assert all(any(t.get_text().startswith("bias = ") for t in ax.texts) for ax in fig.axes)
+    fig = render("fig7", inputs, dict(params, bias="centre"), tmp_path)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["prediction", "centre + bias", "surround (sum)"]
+    assert "bias counted in the centre" in fig._suptitle.get_text()
+    with pytest.raises(ValueError, match=r"figures\.fig7\.bias.*'middle'"):
+        render("fig7", inputs, dict(params, bias="middle"), tmp_path)
+
+
+def test_fig9_statistic_changes_what_is_averaged(tree, tmp_path):
+    """mean_abs (default) averages magnitudes, mean the signed terms: |mean| <= mean |.|,
+    strictly somewhere on a trained network, and the title names the statistic."""
+    import numpy as np
+
+    from sacnn.data import open_dataset
+    from sacnn.plots.fig9 import STATISTICS, contribution_map
+
+    inputs, params = restrict(tree, ["S1"], ["ff_sa_cnn_star_simul"])
+    images = open_dataset(inputs["datasets"]["S1"])["val_images"].values
+    weights = inputs["weights"]["S1"]["ff_sa_cnn_star_simul"]
+    signed = contribution_map(weights, images, "mean")
+    magnitude = contribution_map(weights, images, "mean_abs")
+    assert np.all(np.abs(signed) <= magnitude + 1e-12)
+    assert np.any(np.abs(signed) < magnitude - 1e-9)
+    titles = {s: render("fig9", inputs, dict(params, **({"statistic": s} if s else {})),
+                        tmp_path)._suptitle.get_text() for s in (None, *STATISTICS)}
+    assert titles[None] == titles["mean_abs"] != titles["mean"]
+    assert STATISTICS["mean"] in titles["mean"]
+    with pytest.raises(ValueError, match="statistic"):
+        render("fig9", inputs, dict(params, statistic="median"), tmp_path)
+
+
+def test_figure_setting_enums_are_the_codes_lists():
+    """Each figure setting's schema enum is exactly what its plotting module accepts."""
+    import yaml
+
+    from sacnn.plots.fig7 import BIAS_MODES
+    from sacnn.plots.fig9 import STATISTICS
+
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    figs = schema["properties"]["figures"]["properties"]
+    assert figs["fig7"]["properties"]["bias"]["enum"] == list(BIAS_MODES)
+    assert figs["fig9"]["properties"]["statistic"]["enum"] == list(STATISTICS)
+    # no schema default: the code's default applies and a run's params stay as they were
+    assert "default" not in figs["fig7"]["properties"]["bias"]
+    assert "default" not in figs["fig9"]["properties"]["statistic"]

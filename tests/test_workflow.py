@@ -446,7 +446,7 @@ def _injected_params(notebook: Path) -> dict:
 
 
 #: Figure settings a plotting module reads with a documented default (config may omit them).
-OPTIONAL_FIGURE_SETTINGS = {"n_images", "n_top", "statistic", "zoom_fraction"}
+OPTIONAL_FIGURE_SETTINGS = {"bias", "n_images", "n_top", "statistic", "zoom_fraction"}
 
 
 def _params_read(module: Path) -> set[str]:

@@ -2,8 +2,11 @@
 
 Contribution of hypercolumn (h, w) to a prediction: ``sum_c W[c, h, w] * x[c, h, w]`` with x
 the final feature map (eval mode) and W the readout weight (``sacnn.analysis.fcl_contributions``).
-The heatmap is its mean absolute value (``statistic: mean_abs``, default) or its mean
-(``mean``) over validation images and neurons. Each heatmap has its own colour scale
+The heatmap is its mean absolute value (``statistic: mean_abs``, default) or its signed mean
+(``mean``) over validation images and neurons: the paper's "average contribution" does not
+say which; the magnitude keeps terms of opposite sign from cancelling (a hypercolumn that
+pushes some images up and others down still shows), the signed mean shows the net direction
+(docs/reproduction-notes.md). Each heatmap has its own colour scale
 (independently contrast-normalised); the centre hypercolumn is outlined in red.
 inputs: ``weights[site][model]``, ``datasets[site]``. params: ``site``, ``models``, ``labels``,
 optional ``statistic``.
@@ -22,7 +25,8 @@ from sacnn.data import open_dataset
 from sacnn.plots import _io, _style
 
 NAME = "fig9"
-STATISTICS = {"mean_abs": "mean |contribution|", "mean": "mean contribution"}
+#: config figures.fig9.statistic -> how the title says it (the schema's enum, tested)
+STATISTICS = {"mean_abs": "mean |contribution|", "mean": "mean signed contribution"}
 
 
 def contribution_map(weights: list[str], images: np.ndarray, statistic: str) -> np.ndarray:
@@ -40,8 +44,8 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
     models = _io.models(params, NAME)
     statistic = str(params.get("statistic", "mean_abs"))
     if statistic not in STATISTICS:
-        raise ValueError(f"{NAME}: params['statistic'] is {statistic!r}, expected one of "
-                         f"{sorted(STATISTICS)}")
+        raise ValueError(f"{NAME}: params['statistic'] (config figures.fig9.statistic) is "
+                         f"{statistic!r}, expected one of {list(STATISTICS)}")
     ds = open_dataset(_io.need(inputs, NAME, "inputs", "datasets", site))
     images = ds["val_images"].values
     with _style.styled():
