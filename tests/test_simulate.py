@@ -141,15 +141,89 @@ def test_gsm_density_matches_integral(n):
 
 def test_photo_checksum_refused(monkeypatch):
     name = "camera"
-    pkg, rel, _, lic = stim.PHOTOS[name]
-    monkeypatch.setitem(stim.PHOTOS, name, (pkg, rel, "0" * 64, lic))
-    with pytest.raises(stim.PhotoIntegrityError, match="SHA-256"):
+    file, _, lic = stim.PHOTOS[name]
+    monkeypatch.setitem(stim.PHOTOS, name, (file, "0" * 64, lic))
+    with pytest.raises(stim.PhotoIntegrityError, match="SHA-256 .*expected 0000"):
         stim.load_photo(name)
 
 
-def test_all_bundled_photos_verify():
-    for name in stim.PHOTOS:
-        assert stim.load_photo(name).ndim == 2
+def test_a_missing_bundled_photo_is_named(monkeypatch, tmp_path):
+    monkeypatch.setattr(stim, "PHOTO_DIR", tmp_path)
+    with pytest.raises(stim.PhotoIntegrityError, match="photo 'camera': .*camera.png is missing"):
+        stim.load_photo("camera")
+
+
+#: SHA-256 of each bundled photo's decoded grey pixels (float32 in [0, 1], C order) and its
+#: shape, as read from the scikit-image 0.26.0, scikit-learn 1.9.1 and matplotlib 3.11.2
+#: wheels before the photos moved into sacnn: simulated sites crop exactly these pixels.
+PIXELS = {
+    "astronaut": ("e6cdcdc3e5893ab2c2ba12f2a4af30dac9fd0200fc5e5be615b61513e077b36b", (512, 512)),
+    "camera": ("94fa84d84f89a1db670d8e25b18dbaffb8f1f03a9204542205e224766a82d367", (512, 512)),
+    "chelsea": ("22db16301e8db104c121f595274b8735bce68232204d393427865c8844c2135f", (300, 451)),
+    "coffee": ("3b576590602897113ca6a763b6eb234897e8b50d07a4eddd102ad29fdb4037a2", (400, 600)),
+    "rocket": ("c3c21a56ce42e3cbcb2c3446ccceb314fdf3173dd18404404fa77d1113a4a2d9", (427, 640)),
+    "grass": ("1898362c036095ce41c9eef1759acf821f8886c1301bf422d96e82bb134f2ee5", (512, 512)),
+    "gravel": ("1d6de1e1d3f9f2e2975adcaed99421a336d68227ea2a7749e2383a125341520d", (512, 512)),
+    "brick": ("3311b54fda9938a0794bcbf6eb08be812132f37395ee20fe37c970014b1c87bf", (512, 512)),
+    "coins": ("319013ce0bc6c05a671178f8884cc7bf6aa3557a0a17bc0624b433e4655fb27b", (303, 384)),
+    "china": ("3098db192e315a9a54ced7207454db1c0c642a1ed6f61212eb0b98fdf98e230d", (427, 640)),
+    "flower": ("470e58bf9a54e885d49b7cfbcf29ab38f9f7197e918864db73ed5fe97fab876b", (427, 640)),
+    "grace_hopper": ("c7d5d83c042f74e023ad7168f2a216cfc50214284987b270a0bbe4a261e7567f",
+                     (600, 512)),
+}
+
+
+def test_bundled_photos_ship_with_the_package_and_keep_their_pixels():
+    import hashlib
+
+    assert list(stim.PHOTOS) == list(PIXELS)  # the order crops draw photos in
+    for name, (digest, shape) in PIXELS.items():
+        path = stim.bundled_photo(name).path
+        assert path.parent == stim.PHOTO_DIR and path.is_file(), path
+        grey = stim.load_photo(name)  # checks the file's SHA-256 against PHOTOS
+        assert grey.dtype == np.float32 and grey.shape == shape, (name, grey.shape)
+        got = hashlib.sha256(np.ascontiguousarray(grey).tobytes()).hexdigest()
+        assert got == digest, f"photo {name!r}: decoded pixels changed (Pillow's decoder?)"
+
+
+def test_every_bundled_photo_has_its_licence_and_is_package_data():
+    import tomllib
+    from pathlib import Path
+
+    readme = (stim.PHOTO_DIR / "README.md").read_text()
+    for name, (file, _, licence) in stim.PHOTOS.items():
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{file}` |")),
+                   None)
+        assert row is not None, f"photos/README.md: no row for {file} ({name})"
+        assert licence.split(" (")[0].replace("CC-BY", "CC BY") in row, (file, licence)
+    root = Path(__file__).resolve().parents[1]
+    data = tomllib.loads((root / "pyproject.toml").read_text())
+    patterns = data["tool"]["setuptools"]["package-data"]["sacnn.simulate"]
+    shipped = {p.name for pat in patterns for p in stim.PHOTO_DIR.parent.glob(pat)}
+    assert {f for f, _, _ in stim.PHOTOS.values()} | {"README.md"} <= shipped
+    assert sorted(p.name for p in stim.PHOTO_DIR.iterdir()) == sorted(shipped)
+
+
+def test_stimuli_need_no_scikit_packages(tmp_path):
+    """The photos are read without scikit-image, scikit-learn or matplotlib installed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for name in ('skimage', 'sklearn', 'matplotlib'):\n"
+        "    sys.modules[name] = None  # importing it now fails, as when it is not installed\n"
+        "from sacnn.simulate import write_site\n"
+        f"write_site({str(tmp_path / 's')!r}, {{'site': 's', 'n_neurons': 2, 'n_train': 30,"
+        " 'n_val': 6, 'repeats': 2}, verbose=False)\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=False, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+    with xr.open_dataset(tmp_path / "s" / "truth_s.nc") as t:
+        photos = set(t["train_source"].values.tolist()) | set(t["val_source"].values.tolist())
+    assert photos - {"dead_leaves"} <= set(stim.PHOTOS)
 
 
 def test_dead_leaves_contrast_matched():

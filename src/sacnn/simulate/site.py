@@ -110,7 +110,7 @@ def _truth_dataset(cfg: SiteConfig, sim: dict[str, Any]):
         "code_version": code_version(),
         "config": config_json(cfg.to_dict()),
         "photo_sha256": json.dumps({k: v["sha256"] for k, v in sorted(sim["photos"].items())}),
-        "image_dir": str(cfg.image_dir or "bundled photos (pinned wheels)"),
+        "image_dir": str(cfg.image_dir or "bundled photos (sacnn/simulate/photos)"),
     })
     return ds
 

@@ -1,9 +1,9 @@
-"""Offline stimuli: crops of photos bundled in pinned PyPI wheels (or of a user's folder of
+"""Offline stimuli: crops of the photos that ship with sacnn (or of a user's folder of
 photos, such as ImageNet), and dead-leaves images.
 
-Nothing is downloaded: every bundled photo is read from an installed package and its SHA-256
-checked against the value recorded here (the bundled files change between releases, hence the
-pins in pyproject.toml). A user's folder (``image_dir``) is listed, a seeded sample of at most
+Nothing is downloaded: the bundled photos are files of this package (``photos/``, their
+sources and licences in ``photos/README.md``), each checked against the SHA-256 recorded here
+when read. A user's folder (``image_dir``) is listed, a seeded sample of at most
 ``max_photos`` of its JPEG/PNG files is used and each file's SHA-256 is recorded. Images are
 100x100 grey levels in [0, 1] until they are stored as uint8.
 """
@@ -11,7 +11,6 @@ pins in pyproject.toml). A user's folder (``image_dir``) is listed, a seeded sam
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,39 +20,38 @@ from sacnn.seeding import numpy_rng
 
 STIM_SIZE = 100
 
-# name -> (package, path inside the package, SHA-256, licence as the package states it)
-PHOTOS: dict[str, tuple[str, str, str, str]] = {
-    "astronaut": ("skimage", "data/astronaut.png",
+#: Where the bundled photos are: files of this package (declared as package data).
+PHOTO_DIR = Path(__file__).resolve().parent / "photos"
+
+# name -> (file in PHOTO_DIR, SHA-256, licence; source and author per photo: photos/README.md).
+# The order is the order crops draw photos in: keep it, or seeded sites change.
+PHOTOS: dict[str, tuple[str, str, str]] = {
+    "astronaut": ("astronaut.png",
                   "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5", "public domain"),
-    "camera": ("skimage", "data/camera.png",
+    "camera": ("camera.png",
                "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a", "CC0"),
-    "chelsea": ("skimage", "data/chelsea.png",
+    "chelsea": ("chelsea.png",
                 "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb", "CC0"),
-    "coffee": ("skimage", "data/coffee.png",
+    "coffee": ("coffee.png",
                "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7", "CC0"),
-    "rocket": ("skimage", "data/rocket.jpg",
+    "rocket": ("rocket.jpg",
                "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c", "public domain"),
-    "grass": ("skimage", "data/grass.png",
+    "grass": ("grass.png",
               "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89", "CC0"),
-    "gravel": ("skimage", "data/gravel.png",
+    "gravel": ("gravel.png",
                "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12", "CC0"),
-    "brick": ("skimage", "data/brick.png",
+    "brick": ("brick.png",
               "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf", "CC0"),
-    "moon": ("skimage", "data/moon.png",
-             "78739619d11f7eb9c165bb5d2efd4772cee557812ec847532dbb1d92ef71f577", "not stated"),
-    "coins": ("skimage", "data/coins.png",
+    "coins": ("coins.png",
               "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba",
               "no known copyright restrictions"),
-    "motorcycle": ("skimage", "data/motorcycle_left.png",
-                   "db18e9c4157617403c3537a6ba355dfeafe9a7eabb6b9b94cb33f6525dd49179",
-                   "not stated (Middlebury 2014)"),
-    "china": ("sklearn", "datasets/images/china.jpg",
+    "china": ("china.jpg",
               "8378025ad2519d649d02e32bd98990db4ab572357d9f09841c2fbfbb4fefad29", "CC-BY 2.0"),
-    "flower": ("sklearn", "datasets/images/flower.jpg",
+    "flower": ("flower.jpg",
                "a77f6ec41e353afdf8bdff2ea981b2955535d8d83294f8cfa49cf4e423dd5638", "CC-BY 2.0"),
-    "grace_hopper": ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
+    "grace_hopper": ("grace_hopper.jpg",
                      "a8ca6d734765703b09728ab47fe59f473d93ae3967fc24c7c0288c3c7adb7130",
-                     "not stated"),
+                     "public domain (U.S. Navy photograph)"),
 }
 
 CROP_FRACTIONS = (1 / 2, 1 / 3, 1 / 4, 1 / 6, 1 / 8)
@@ -82,20 +80,17 @@ class PhotoSource:
 
 
 def photo_path(name: str) -> Path:
-    package, rel, _, _ = PHOTOS[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise PhotoIntegrityError(f"photo '{name}': package '{package}' is not installed")
-    return Path(next(iter(spec.submodule_search_locations))) / rel
+    return PHOTO_DIR / PHOTOS[name][0]
 
 
 def bundled_photo(name: str) -> PhotoSource:
-    """A photo inside the pinned wheels."""
-    return PhotoSource(name, photo_path(name), PHOTOS[name][2], PHOTOS[name][3])
+    """A photo that ships with sacnn."""
+    _, sha256, licence = PHOTOS[name]
+    return PhotoSource(name, photo_path(name), sha256, licence)
 
 
 def bundled_photos() -> dict[str, PhotoSource]:
-    """The photos inside the pinned wheels, by name."""
+    """The photos that ship with sacnn, by name."""
     return {name: bundled_photo(name) for name in PHOTOS}
 
 
@@ -130,11 +125,13 @@ def read_photo(source: PhotoSource) -> np.ndarray:
     bundled = source.licence != USER_PHOTO
     if not path.exists():
         raise PhotoIntegrityError(f"photo '{source.name}': {path} is missing"
-                                  + (" (package version changed?)" if bundled else ""))
+                                  + (" (sacnn installed without its package data?)"
+                                     if bundled else ""))
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != source.sha256:
-        hint = ("install the pinned package versions (pyproject.toml)" if bundled
+        hint = ("the photo that ships with sacnn was changed: restore it (git checkout, or "
+                "reinstall sacnn)" if bundled
                 else "the file changed while the site was simulated")
         raise PhotoIntegrityError(
             f"photo '{source.name}': {path} has SHA-256 {digest}, expected {source.sha256}; "
