@@ -12,7 +12,7 @@ from fixtures_figures import CHUNKS, MODELS, tiny_results
 from sacnn import analysis as A
 from sacnn.data import open_dataset
 from sacnn.metrics import sem
-from sacnn.models import CentreReadout, DecomposedReadout, FullReadout
+from sacnn.models import CentreReadout, DecomposedReadout, FullReadout, spec_from_dict
 
 
 @pytest.fixture(scope="module")
@@ -135,12 +135,18 @@ def test_centre_attention_refuses_a_model_without_attention(tree, images):
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_architecture_layers_match_the_feature_maps(tree, model):
-    spec = A.spec_of("x", tree["params"]["architectures"][model])
+    data = tree["params"]["architectures"][model]
+    spec = spec_from_dict(data["name"], data)
     rows = A.architecture_layers(spec)
     assert rows[0]["size"] == spec.input_size and rows[-1]["kind"] == "readout"
     assert [r["kind"] for r in rows[1:-1]] == [layer.kind for layer in spec.layers]
     _, nets = nets_of(tree, model)
+    assert [r["group"] for r in rows[1:-1]] == [f"{g}.{i}" for g, i in nets[0].order]
+    x = torch.zeros(2, 1, 50, 50, dtype=torch.float64)
     with torch.no_grad():
+        for (g, i), row in zip(nets[0].order, rows[1:-1], strict=True):
+            x = getattr(nets[0], g)[i](x)
+            assert x.shape[1:] == (spec.channels, row["size"], row["size"]), row["group"]
         feats = nets[0].features(torch.zeros(2, 1, 50, 50, dtype=torch.float64))
     assert feats.shape[1:] == (spec.channels, rows[-2]["size"], rows[-2]["size"])
 
@@ -148,7 +154,7 @@ def test_architecture_layers_match_the_feature_maps(tree, model):
 def test_feature_grid_of_two_alpha_blocks():
     """50 px -> conv5 -> 46 -> pool -> 23 -> conv5 -> 19 -> pool -> 9: hypercolumn i is centred
     on pixel 7.5 + 4 i and sees 16 px (5 + 1 + 2*4 + 2)."""
-    spec = A.spec_of("x", {"base": "rf-CNN"})
+    spec = spec_from_dict("x", {"base": "rf-CNN"})
     offset, stride, rf = A.feature_grid(spec, 2)
     assert (offset, stride, rf) == (7.5, 4.0, 16)
     # the grid's last hypercolumn sees the last pixels a valid conv/pool chain can reach

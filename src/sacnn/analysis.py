@@ -26,15 +26,7 @@ from sacnn.metrics import (
     pearson,
     summarize,
 )
-from sacnn.models import (
-    ArchitectureSpec,
-    CentreReadout,
-    DecomposedReadout,
-    FullReadout,
-    Network,
-    build_network,
-    spec_from_dict,
-)
+from sacnn.models import ArchitectureSpec, DecomposedReadout, Network, build_network, spec_from_dict
 from sacnn.training import load_weights
 from sacnn.training.state import unstack_states
 
@@ -53,16 +45,10 @@ __all__ = [
     "pt_summary",
     "rank_ordered_tuning",
     "readout_bias",
-    "spec_of",
 ]
 
 
 # ------------------------------------------------------------------------------- networks
-
-
-def spec_of(name: str, data: Mapping[str, Any]) -> ArchitectureSpec:
-    """Rebuild an :class:`ArchitectureSpec` from its ``to_dict()`` (which also holds ``name``)."""
-    return spec_from_dict(name, {k: v for k, v in data.items() if k != "name"})
 
 
 def load_networks(weights_paths: str | Path | Sequence[str | Path],
@@ -83,7 +69,7 @@ def load_networks(weights_paths: str | Path | Sequence[str | Path],
     for path in weights_paths:
         w = load_weights(path)
         arch = json.loads(w["architecture"])
-        spec = spec_of(arch.get("name", "model"), arch)
+        spec = spec_from_dict(arch.get("name", "model"), arch)
         for nid, state in zip(w["neuron_ids"], unstack_states(w["state"]), strict=True):
             net = build_network(spec)
             net.load_state_dict(state)
@@ -103,41 +89,9 @@ def _images_tensor(images: Any, net: Network) -> torch.Tensor:
 
 
 def readout_bias(net: Network) -> float:
-    """The constant term of the readout: the prediction for an all-zero final feature map.
-
-    FullReadout / CentreReadout: the linear bias. DecomposedReadout (Incr.FC1):
-    ``a_c * b_centre + a_s * b_surround + b_combine`` with ``(a_c, a_s)`` the combination
-    weights, i.e. every bias term pushed through the combination.
-    """
-    r = net.readout
-    if isinstance(r, (FullReadout, CentreReadout)):
-        return float(r.linear.bias.detach()[0])
-    if isinstance(r, DecomposedReadout):
-        a_c, a_s = r.combine.weight.detach()[0]
-        return float(a_c * r.centre.bias.detach()[0] + a_s * r.surround.bias.detach()[0]
-                     + r.combine.bias.detach()[0])
-    raise TypeError(f"unknown readout {type(r).__name__}")
-
-
-def _readout_weight_map(net: Network, size: int) -> torch.Tensor:
-    """The readout as one effective weight per (channel, y, x): shape (C, H, W)."""
-    r = net.readout
-    c = net.spec.channels
-    if isinstance(r, FullReadout):
-        return r.linear.weight.detach().reshape(c, size, size)
-    if isinstance(r, CentreReadout):
-        w = torch.zeros(c, size, size, dtype=r.linear.weight.dtype)
-        w[:, r.centre_index, r.centre_index] = r.linear.weight.detach()[0]
-        return w
-    if isinstance(r, DecomposedReadout):
-        a_c, a_s = r.combine.weight.detach()[0]
-        ci = r.centre_flat
-        # parts() flattens the surround channel-major over the HW-1 non-centre positions.
-        ws = r.surround.weight.detach().reshape(c, size * size - 1) * a_s
-        wc = r.centre.weight.detach().reshape(c, 1) * a_c
-        w = torch.cat([ws[:, :ci], wc, ws[:, ci:]], dim=1)
-        return w.reshape(c, size, size)
-    raise TypeError(f"unknown readout {type(r).__name__}")
+    """The constant term of the readout: the prediction for an all-zero final feature map
+    (``Readout.bias_term``; for Incr.FC1 every bias pushed through the combination)."""
+    return float(net.readout.bias_term().detach())
 
 
 @torch.no_grad()
@@ -152,8 +106,7 @@ def fcl_contributions(net: Network, images: Any, batch: int = 500) -> np.ndarray
     """
     net.eval()
     x = _images_tensor(images, net)
-    size = net.spec.output_size
-    w = _readout_weight_map(net, size).to(x.dtype)
+    w = net.readout.weight_map().detach().to(x.dtype)
     out = [torch.einsum("bchw,chw->bhw", net.features(x[s:s + batch]), w)
            for s in range(0, len(x), batch)]
     return torch.cat(out).double().numpy()
@@ -235,23 +188,21 @@ def architecture_layers(spec: ArchitectureSpec) -> list[dict[str, Any]]:
     ``beta.1``, ``readout``), ``kernel``, ``pool``, ``v_mapping``, ``channels`` and ``size``
     of the block's output, and ``readout`` / ``inputs`` (features read) for the readout.
     """
+    maps = spec.feature_maps()
     rows: list[dict[str, Any]] = [{"kind": "input", "group": "input", "channels": 1,
-                                   "size": spec.input_size}]
-    size, counts = spec.input_size, {"alpha": 0, "beta": 0, "sa": 0}
-    for layer in spec.layers:
-        group = {"alpha": "alpha", "beta": "beta", "sa": "attention"}[layer.kind]
-        row: dict[str, Any] = {"kind": layer.kind, "group": f"{group}.{counts[layer.kind]}",
+                                   "size": maps[0].size}]
+    counts = {"alpha": 0, "attention": 0, "beta": 0}
+    for layer, m in zip(spec.layers, maps[1:], strict=True):
+        row: dict[str, Any] = {"kind": layer.kind, "group": f"{layer.group}.{counts[layer.group]}",
                                "channels": spec.channels}
-        counts[layer.kind] += 1
+        counts[layer.group] += 1
         if layer.kind in ("alpha", "beta"):
-            size -= layer.kernel - 1
             row.update(kernel=layer.kernel, pool=layer.kind == "alpha")
-            if layer.kind == "alpha":
-                size //= 2
         else:
             row.update(v_mapping=layer.v_mapping, attention_dim=spec.attention_dim)
-        row["size"] = size
+        row["size"] = m.size
         rows.append(row)
+    size = spec.output_size
     n_in = spec.channels if spec.readout == "ctl" else spec.channels * size * size
     rows.append({"kind": "readout", "group": "readout", "readout": spec.readout,
                  "inputs": n_in, "channels": 1, "size": 1})
@@ -263,19 +214,11 @@ def feature_grid(spec: ArchitectureSpec, n_layers: int) -> tuple[float, float, i
 
     Returns ``(offset, stride, rf)``: hypercolumn ``i`` is centred on input pixel
     ``offset + stride * i`` (pixel-centre coordinates, 0 = first pixel) and sees a
-    ``rf`` x ``rf`` pixel window (valid convolutions, 2x2 max-pools; attention layers do
-    not move the grid).
+    ``rf`` x ``rf`` pixel window (``ArchitectureSpec.feature_maps``: valid convolutions,
+    2x2 max-pools; attention layers do not move the grid).
     """
-    offset, stride, rf = 0.0, 1.0, 1
-    for layer in spec.layers[:n_layers]:
-        if layer.kind in ("alpha", "beta"):
-            offset += stride * (layer.kernel - 1) / 2
-            rf += int(stride) * (layer.kernel - 1)
-            if layer.kind == "alpha":
-                offset += stride * 0.5
-                rf += int(stride)
-                stride *= 2
-    return offset, stride, rf
+    m = spec.feature_maps()[len(spec.layers[:n_layers])]
+    return m.offset, float(m.stride), m.rf
 
 
 # ------------------------------------------------------------------------ tuning curves

@@ -12,7 +12,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from sacnn.analysis import architecture_layers, spec_of
+from sacnn.analysis import architecture_layers
+from sacnn.models import spec_from_dict
 from sacnn.plots import _io, _style
 from sacnn.plots._blocks import COLOURS, block_text
 
@@ -48,7 +49,7 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
         fig = _style.figure(max(6.0, 1.05 * n_max), 1.05 * len(models) + 0.45)
         axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
         for k, (ax, m) in enumerate(zip(axes, models, strict=True)):
-            spec = spec_of(str(archs[m].get("name", m)), archs[m])
+            spec = spec_from_dict(str(archs[m].get("name", m)), archs[m])
             draw_chain(ax, spec, f"({chr(97 + k)}) {_io.label(params, m)}  "
                                  f"[{spec.name}, c={spec.channels}]")
             ax.set_xlim(-0.1, n_max * 1.5)

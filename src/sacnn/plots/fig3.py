@@ -14,7 +14,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
 
-from sacnn.analysis import architecture_layers, spec_of
+from sacnn.analysis import architecture_layers
+from sacnn.models import spec_from_dict
 from sacnn.plots import _io, _style
 from sacnn.plots._blocks import COLOURS, block_text
 
@@ -90,7 +91,7 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
         fig = _style.figure(max(6.5, 1.1 * n_max + 0.5), 1.15 * len(models) + 0.6)
         axes = fig.subplots(len(models), 1, squeeze=False)[:, 0]
         for ax, m in zip(axes, models, strict=True):
-            spec = spec_of(str(archs[m].get("name", m)), archs[m])
+            spec = spec_from_dict(str(archs[m].get("name", m)), archs[m])
             stage = stages.get(m) or {}
             parent = stage.get("init_from")
             if parent:
