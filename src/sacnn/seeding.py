@@ -7,12 +7,8 @@ does not change when the chunk size or the order of jobs changes.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    import torch
 
 
 def derive_seed(base_seed: int, *keys: object) -> int:
@@ -20,15 +16,6 @@ def derive_seed(base_seed: int, *keys: object) -> int:
     text = "\x1f".join([str(int(base_seed))] + [str(k) for k in keys])
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
-
-
-def torch_generator(seed: int, device: str | torch.device = "cpu") -> torch.Generator:
-    """A torch generator seeded with ``seed`` on ``device``."""
-    import torch  # here: seeding is imported by light modules (simulator settings)
-
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(seed))
-    return gen
 
 
 def numpy_rng(base_seed: int, *keys: object) -> np.random.Generator:
