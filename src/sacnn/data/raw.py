@@ -180,7 +180,8 @@ def _load_npy(path: Path, field_name: str) -> np.ndarray:
     return arr
 
 
-def _images_to_nhw(arr: np.ndarray, path: Path | str, field_name: str) -> np.ndarray:
+def _images_as_image_y_x(arr: np.ndarray, path: Path | str, field_name: str) -> np.ndarray:
+    """Checked square grey images as (image, y, x); (N, H, W, 1) loses its channel axis."""
     check_dtype(arr, path, field_name)
     check_rank(arr, (3, 4), path, field_name, "images shaped (N, H, W) or (N, H, W, 1)")
     if arr.ndim == 4:
@@ -196,7 +197,7 @@ def _images_to_nhw(arr: np.ndarray, path: Path | str, field_name: str) -> np.nda
     return arr
 
 
-def _val_to_nir(
+def _val_responses_as_neuron_image_repeat(
     arr: np.ndarray, n_val: int, opts: IngestOptions, path: Path | str
 ) -> tuple[np.ndarray, str]:
     """Validation responses to (neuron, image, repeat); returns the layout used."""
@@ -271,8 +272,8 @@ def read_reference(site_dir: Path, site: str, opts: IngestOptions) -> RawSite:
         if not p.exists():
             raise DataValidationError(p, name, "an existing .npy file", "missing file")
     arrays = {name: _load_npy(p, name) for name, p in paths.items()}
-    ti = _images_to_nhw(arrays["train_images"], paths["train_images"], "train_images")
-    vi = _images_to_nhw(arrays["val_images"], paths["val_images"], "val_images")
+    ti = _images_as_image_y_x(arrays["train_images"], paths["train_images"], "train_images")
+    vi = _images_as_image_y_x(arrays["val_images"], paths["val_images"], "val_images")
     if vi.shape[1:] != ti.shape[1:]:
         raise DataValidationError(
             paths["val_images"], "val_images",
@@ -284,7 +285,8 @@ def read_reference(site_dir: Path, site: str, opts: IngestOptions) -> RawSite:
     check_rank(tr, (2,), p, "train_responses", "(N_train, neurons)")
     check_count(tr.shape[0], ti.shape[0], p, "train_responses",
                 f"rows (one per training image in {paths['train_images'].name})")
-    vr, vlayout = _val_to_nir(arrays["val_responses"], vi.shape[0], opts, paths["val_responses"])
+    vr, vlayout = _val_responses_as_neuron_image_repeat(
+        arrays["val_responses"], vi.shape[0], opts, paths["val_responses"])
     check_count(vr.shape[0], tr.shape[1], paths["val_responses"], "val_responses",
                 f"neurons (as in {p.name})")
     n_neur = tr.shape[1]
@@ -362,8 +364,8 @@ def read_netcdf(site_dir: Path, site: str, opts: IngestOptions) -> RawSite:
     for name in ("train_images", "train_responses", "val_images"):
         check_dtype(ds[name].values, path, name)
     check_dtype(vr_arr, path, "val_responses")
-    ti = _images_to_nhw(ds["train_images"].values, path, "train_images")
-    vi = _images_to_nhw(ds["val_images"].values, path, "val_images")
+    ti = _images_as_image_y_x(ds["train_images"].values, path, "train_images")
+    vi = _images_as_image_y_x(ds["val_images"].values, path, "val_images")
     if vi.shape[1:] != ti.shape[1:]:
         raise DataValidationError(
             path, "val_images", f"the training image size {ti.shape[1:]}", f"{vi.shape[1:]}"
