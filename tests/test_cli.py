@@ -63,6 +63,15 @@ def test_top_level_help_lists_every_command(capsys):
         assert f"  {name}  " in out and cmd.summary in out, name
 
 
+def test_readme_names_every_command():
+    readme = (ROOT / "README.md").read_text()
+    head = "## The `sacnn` command"
+    assert head in readme, f"README.md: no section {head!r}"
+    section = readme.split(head, 1)[1].split("\n## ", 1)[0]
+    missing = [name for name in cli.COMMANDS if f"`{name}`" not in section]
+    assert not missing, f"README's 'The sacnn command' section does not name {missing}"
+
+
 def test_top_level_help_imports_no_science_code():
     code = ("import sys; from sacnn.cli import main; main(['--help']); "
             "heavy = sorted(m for m in ('torch', 'xarray', 'pandas', 'numpy') "
