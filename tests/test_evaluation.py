@@ -10,7 +10,14 @@ import pytest
 import xarray as xr
 
 from sacnn import metrics as M
-from sacnn.evaluation import METRIC_COLUMNS, EvaluationError, gather, main, score
+from sacnn.evaluation import (
+    METRIC_COLUMNS,
+    EvaluationError,
+    gather,
+    main,
+    read_predictions,
+    score,
+)
 
 
 def chunk(neurons, n_images=120, seed=0, site="s1", model="m", shift=0.0):
@@ -19,13 +26,13 @@ def chunk(neurons, n_images=120, seed=0, site="s1", model="m", shift=0.0):
     pred = real * 0.5 + rng.normal(0, 0.3, real.shape) + shift
     return xr.Dataset(
         {
-            "prediction": (("neuron", "image"), pred),
-            "response": (("neuron", "image"), real),
+            "prediction": (("neuron", "val_image"), pred),
+            "response": (("neuron", "val_image"), real),
             "best_epoch": ("neuron", np.arange(1, len(neurons) + 1)),
             "init_seed": ("neuron", np.arange(len(neurons), dtype=np.int64) + 100),
             "train_loss": (("neuron", "epoch"), rng.random((len(neurons), 2))),
         },
-        coords={"neuron": list(neurons), "image": np.arange(n_images), "epoch": [1, 2]},
+        coords={"neuron": list(neurons), "val_image": np.arange(n_images), "epoch": [1, 2]},
         attrs={"site": site, "model": model, "label": "M", "code_version": "x", "chunk": 0},
     )
 
@@ -102,3 +109,19 @@ def test_cli_writes_predictions_and_metrics(tmp_path):
     assert len(df) == 3 and (df["label"] == "M (x)").all()
     with xr.open_dataset(out_p) as ds:
         assert ds.sizes["neuron"] == 3 and ds.attrs["gather_code_version"]
+
+
+def test_predictions_with_the_old_image_dimension_are_refused_by_name(tmp_path):
+    """predictions.nc names the validation images ``val_image`` like dataset.nc; a file of an
+    older sacnn (``image``) is an error naming the file and the expected dimension."""
+    old = write(chunk([0, 1]).rename({"val_image": "image"}), tmp_path / "old.nc")
+    with pytest.raises(EvaluationError, match=r"old\.nc: dimension 'val_image' missing.*"
+                                              r"old name 'image'.*train_chunk"):
+        gather([old])
+    with pytest.raises(EvaluationError, match=r"old\.nc: .*'val_image'.*evaluate_model"):
+        read_predictions(old)
+    swapped = chunk([0]).rename({"val_image": "v", "epoch": "val_image"})
+    with pytest.raises(EvaluationError, match=r"x\.nc: field 'prediction' has dims"):
+        read_predictions(write(swapped, tmp_path / "x.nc"))
+    good = read_predictions(write(chunk([0, 1]), tmp_path / "good.nc"))
+    assert good["prediction"].dims == ("neuron", "val_image")

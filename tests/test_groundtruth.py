@@ -9,7 +9,6 @@ import torch
 import xarray as xr
 from fixtures_figures import tiny_results
 
-from sacnn.analysis import load_networks
 from sacnn.data import ingest, open_dataset
 from sacnn.groundtruth import (
     GROUNDTRUTH_COLUMNS,
@@ -21,6 +20,7 @@ from sacnn.groundtruth import (
     recovery,
 )
 from sacnn.simulate import write_site
+from sacnn.training.weights import load_networks
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def _perfect_predictions(tree, site, tmp_path):
         preds = p.load()
     truth = read_truth(_truth_path(tree, site))
     r_true = truth["val_r_true"].sel(neuron=preds["neuron"].values,
-                                     val_image=preds["image"].values)
-    preds["prediction"] = (("neuron", "image"), r_true.values.astype(np.float32))
+                                     val_image=preds["val_image"].values)
+    preds["prediction"] = (("neuron", "val_image"), r_true.values.astype(np.float32))
     path = tmp_path / "perfect.nc"
     preds.to_netcdf(path)
     return path
@@ -127,14 +127,17 @@ def test_a_site_without_surround_has_a_truth_without_surround(tmp_path):
     ds = open_dataset(ingest(tmp_path / "raw", "off", out=tmp_path / "dataset.nc"))
     truth = read_truth(tmp_path / "raw" / "truth_off.nc")
     preds = xr.Dataset(
-        {"prediction": (("neuron", "image"), truth["val_r_centre"].values + 0.0),
-         "response": (("neuron", "image"), ds["val_responses"].mean("repeat").values)},
-        coords={"neuron": ds["neuron"].values, "image": ds["val_image"].values})
+        {"prediction": (("neuron", "val_image"), truth["val_r_centre"].values + 0.0),
+         "response": (("neuron", "val_image"), ds["val_responses"].mean("repeat").values)},
+        coords={"neuron": ds["neuron"].values, "val_image": ds["val_image"].values})
     preds.to_netcdf(tmp_path / "p.nc")
     df = recovery("off", truth, ds, {"m": {"predictions": tmp_path / "p.nc"}})
     np.testing.assert_array_equal(df["truth_top_overlap"], 1.0)
     np.testing.assert_allclose(df["truth_suppression"], 0.0, atol=1e-6)
     np.testing.assert_allclose(df["corr_truth"], 1.0, atol=1e-6)
+    preds.rename({"val_image": "image"}).to_netcdf(tmp_path / "old.nc")
+    with pytest.raises(ValueError, match=r"old\.nc: dimension 'val_image' missing"):
+        recovery("off", truth, ds, {"m": {"predictions": tmp_path / "old.nc"}})
 
 
 def test_cli_site_and_gather(tree, tmp_path):

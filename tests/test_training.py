@@ -470,10 +470,14 @@ def test_outputs_are_labelled_and_record_provenance(tmp_path):
     res = train_chunk(spec, stage, data, c, site="s")
     save_weights(res, spec, stage, c, "s", tmp_path / "w.pt")
     ds = predictions_dataset(res, spec, stage, c, "s", np.arange(16) + 100,
-                             data.val_responses)
+                             data.val_responses, response_units="dF/F")
     write_netcdf(ds, tmp_path / "p.nc")
     back = xr.open_dataset(tmp_path / "p.nc")
-    assert back["prediction"].dims == ("neuron", "image")
+    assert back["prediction"].dims == ("neuron", "val_image")
+    assert back.attrs["Conventions"] == "CF-1.10"
+    assert back["prediction"].attrs["units"] == back["response"].attrs["units"] == "dF/F"
+    assert back.attrs["precision"] == res.precision == "exact"
+    assert back.attrs["fingerprint"] == res.fingerprint and len(res.fingerprint) == 64
     assert list(back["neuron"].values) == [11, 12, 13]
     assert back.attrs["label"] == "ff+sa-CNN" and "code_version" in back.attrs
     assert '"seed": 0' in back.attrs["training_config"]
@@ -546,7 +550,7 @@ def test_bf16_convolutions_stay_close_to_exact_on_the_cpu():
     exact = train_chunk(spec, stage, data, cfg(strategy="stacked", epochs=1), site="s")
     bf16 = train_chunk(spec, stage, data, cfg(strategy="stacked", epochs=1, precision="bf16"),
                        site="s")
-    assert bf16.meta["precision"] == "bf16" and exact.meta["precision"] == "exact"
+    assert bf16.precision == "bf16" and exact.precision == "exact"
     diff = np.abs(bf16.val_predictions - exact.val_predictions)
     assert 0 < diff.max() < 0.05 * np.abs(exact.val_predictions).max()
 
@@ -620,3 +624,70 @@ def test_the_schema_offers_exactly_the_training_choices_the_code_accepts():
     assert tuple(props["precision"]["enum"]) == PRECISIONS
     assert tuple(props["selection"]["enum"]) == SELECTIONS
     assert set(props["dtype"]["enum"]) == set(DTYPES)
+
+
+# -- weights: one module writes and reads them ----------------------------------------------
+
+def test_weights_round_trip_through_their_module(tmp_path):
+    import sacnn.analysis
+    import sacnn.training
+    from sacnn.training import weights as W
+
+    for name in ("save_weights", "load_weights", "load_networks", "WEIGHTS_FORMAT"):
+        assert getattr(sacnn.training, name) is getattr(W, name)
+    assert sacnn.analysis.load_networks is W.load_networks
+    spec, data = TINY["rf"], make_arrays()
+    stage = StageSpec("m", spec.name)
+    c = cfg()
+    res = train_chunk(spec, stage, data, c, site="s")
+    W.save_weights(res, spec, stage, c, "s", tmp_path / "w.pt")
+    w = W.load_weights(tmp_path / "w.pt")
+    assert w["format"] == W.WEIGHTS_FORMAT and w["neuron_ids"] == ["11", "12", "13"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "w.pt"]  # no temporary left
+    ids, nets = W.load_networks([tmp_path / "w.pt"], dtype=torch.float64)
+    assert ids == ["11", "12", "13"]
+    x = torch.from_numpy(data.val_images).unsqueeze(1).double()
+    with torch.no_grad():
+        for i, net in enumerate(nets):
+            np.testing.assert_allclose(net(x).numpy(), res.val_predictions[i], rtol=1e-5,
+                                       atol=1e-6)
+    bad = dict(w, architecture="{not json")
+    torch.save(bad, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=r"bad\.pt: field 'architecture'"):
+        W.load_networks(tmp_path / "bad.pt")
+
+
+def test_predictions_without_known_units_say_so():
+    spec, data = TINY["rf"], make_arrays()
+    stage = StageSpec("m", spec.name)
+    res = train_chunk(spec, stage, data, cfg(), site="s")
+    ds = predictions_dataset(res, spec, stage, cfg(), "s", np.arange(16), data.val_responses)
+    for name in ("prediction", "response"):
+        assert "units" not in ds[name].attrs
+        assert "units unknown" in ds[name].attrs["comment"]
+    assert ds["val_corr_history"].attrs["units"] == "1"
+
+
+def test_training_cli_writes_predictions_on_the_datasets_image_dimension(tmp_path):
+    """predictions.nc and dataset.nc name the validation images alike, declare their
+    conventions, and the predictions carry the dataset's response units."""
+    from fixtures_data import tiny_site
+
+    from sacnn.data.ingest import ingest
+    from sacnn.training.__main__ import main as training_main
+
+    dpath = ingest(tiny_site(tmp_path), "tiny", out=tmp_path / "dataset.nc")
+    settings = json.dumps({
+        "architectures": {"tiny": {"base": "rf-CNN", "channels": 4}},
+        "models": {"m": {"architecture": "tiny"}},
+        "training": {"device": "cpu", "epochs": 1, "batch_size": 8, "strategy": "per_model",
+                     "workers": 1, "selection": "validation"}})
+    assert training_main(["--settings", settings, "--dataset", str(dpath), "--site", "tiny",
+                          "--model", "m", "--weights", str(tmp_path / "w.pt"),
+                          "--predictions", str(tmp_path / "p.nc")]) == 0
+    with xr.open_dataset(dpath) as data, xr.open_dataset(tmp_path / "p.nc") as preds:
+        assert data["val_responses"].dims[1] == preds["prediction"].dims[1] == "val_image"
+        assert data.attrs["Conventions"] == preds.attrs["Conventions"] == "CF-1.10"
+        assert preds["prediction"].attrs["units"] == data["val_responses"].attrs["units"]
+        merged = xr.merge([data["val_responses"], preds["prediction"]], join="exact")
+        assert merged.sizes["val_image"] == data.sizes["val_image"]

@@ -8,10 +8,8 @@ compared as strings (NetCDF and CSV files may store them as integers or text).
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,9 +24,8 @@ from sacnn.metrics import (
     pearson,
     summarize,
 )
-from sacnn.models import ArchitectureSpec, DecomposedReadout, Network, build_network, spec_from_dict
-from sacnn.training import load_weights
-from sacnn.training.state import unstack_states
+from sacnn.models import ArchitectureSpec, DecomposedReadout, Network
+from sacnn.training.weights import load_networks  # the figures' way to the trained networks
 
 __all__ = [
     "EXAMPLE_RULES",
@@ -49,33 +46,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------- networks
-
-
-def load_networks(weights_paths: str | Path | Sequence[str | Path],
-                  dtype: torch.dtype = torch.float64) -> tuple[list[str], list[Network]]:
-    """Per-neuron networks of one model, in eval mode, from its chunk weights files.
-
-    ``weights_paths`` lists the chunks' ``weights.pt`` in chunk order; the result keeps
-    that order (so it matches the dataset's neuron order). Returns ``(neuron_ids, nets)``
-    with the ids as strings. Networks are cast to ``dtype`` (float64 by default, so that
-    decompositions add up to the output to rounding error of float64).
-    """
-    if isinstance(weights_paths, (str, Path)):
-        weights_paths = [weights_paths]
-    if not weights_paths:
-        raise ValueError("load_networks: no weights files given")
-    ids: list[str] = []
-    nets: list[Network] = []
-    for path in weights_paths:
-        w = load_weights(path)
-        arch = json.loads(w["architecture"])
-        spec = spec_from_dict(arch.get("name", "model"), arch)
-        for nid, state in zip(w["neuron_ids"], unstack_states(w["state"]), strict=True):
-            net = build_network(spec)
-            net.load_state_dict(state)
-            ids.append(str(nid))
-            nets.append(net.to(dtype).eval())
-    return ids, nets
 
 
 def _images_tensor(images: Any, net: Network) -> torch.Tensor:

@@ -56,8 +56,9 @@ REWRITE_MERGED = ("it is written by the evaluate_model job: delete it and run sn
 
 def check_predictions(ds: xr.Dataset, path: str | Path, rerun: str,
                       variables: Sequence[str] = ("prediction", "response")) -> xr.Dataset:
-    """``ds`` if it has ``variables`` on dims (neuron, val_image); an error naming ``path``,
-    the field and what was expected otherwise (``rerun`` says how to get a good file)."""
+    """``ds`` if it has ``variables``, with ``prediction`` and ``response`` on dims (neuron,
+    val_image); an error naming ``path``, the field and what was expected otherwise
+    (``rerun`` says how to get a good file)."""
     if VAL_IMAGE not in ds.dims and _OLD_VAL_IMAGE in ds.dims:
         raise EvaluationError(
             f"{path}: dimension {VAL_IMAGE!r} missing, expected predictions on dims "
@@ -67,8 +68,8 @@ def check_predictions(ds: xr.Dataset, path: str | Path, rerun: str,
     if missing:
         raise EvaluationError(f"{path}: field(s) {missing} missing, expected predictions "
                               f"(docs/architecture.md); {rerun}")
-    for name in variables:
-        if set(ds[name].dims) != {"neuron", VAL_IMAGE}:
+    for name in ("prediction", "response"):
+        if name in ds and set(ds[name].dims) != {"neuron", VAL_IMAGE}:
             raise EvaluationError(f"{path}: field {name!r} has dims {ds[name].dims}, expected "
                                   f"(neuron, {VAL_IMAGE}); {rerun}")
     return ds

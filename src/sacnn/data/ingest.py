@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from sacnn.data.validate import (
     check_unique_ids,
     check_value_range,
 )
+from sacnn.fileio import CONVENTIONS, write_netcdf
 from sacnn.provenance import code_version, config_json
 
 FORMAT_VERSION = "1"
@@ -173,6 +173,7 @@ def build_dataset(
     ds["val_responses"].attrs["units"] = response_units
     ds.attrs.update(
         {
+            "Conventions": CONVENTIONS,
             "title": f"sacnn canonical dataset for site {site}",
             "format_version": FORMAT_VERSION,
             "site": site,
@@ -191,24 +192,18 @@ def build_dataset(
 
 
 def write_dataset_atomic(ds: xr.Dataset, out: Path) -> Path:
-    """Write to a temporary file in the same folder, then rename: never a half-written file."""
+    """Write with :func:`sacnn.fileio.write_netcdf` (a temporary file in the same folder,
+    then renamed: never a half-written file); an unwritable place is an OutputPathError."""
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # e.g. a path below a file
         raise OutputPathError(f"{out}: cannot create the folder {out.parent} for the dataset "
                               f"({exc.strerror or exc})") from None
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-        os.replace(tmp, out)
+        return write_netcdf(ds, out)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise OutputPathError(f"{out}: cannot write the dataset there ({exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return out
 
 
 def ingest(

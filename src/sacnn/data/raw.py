@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sacnn.data.validate import (
     check_rank,
     check_unique_ids,
 )
+from sacnn.fileio import sha256_file
 
 
 @dataclass
@@ -38,14 +38,6 @@ class RawSite:
     files: dict[str, str] = field(default_factory=dict)  # file name -> role
     sha256: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256
     file_of: dict[str, str] = field(default_factory=dict)  # field -> file path (for errors)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def reference_paths(site_dir: Path, site: str) -> dict[str, Path]:

@@ -11,6 +11,7 @@ import pandas as pd
 import xarray as xr
 
 from sacnn.analysis import choose_example_neuron
+from sacnn.evaluation import read_predictions
 
 
 class FigureInputError(KeyError):
@@ -52,9 +53,9 @@ def label(params: Mapping[str, Any], model: str) -> str:
 
 
 def open_predictions(path: str | Path) -> xr.Dataset:
-    """A merged predictions.nc, loaded into memory and closed."""
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        return ds.load()
+    """A merged predictions.nc, loaded into memory, closed and checked (dims neuron,
+    val_image; an EvaluationError names the file otherwise)."""
+    return read_predictions(path)
 
 
 def predictions(inputs: Mapping[str, Any], figure: str, site: str,

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from sacnn.analysis import rank_ordered_tuning
+from sacnn.evaluation import VAL_IMAGE
 from sacnn.metrics import pearson
 from sacnn.plots import _io, _style
 
@@ -41,7 +42,7 @@ def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
         for m in models:
             ds = preds[m]
             i = _io.neuron_index(ds["neuron"].values, neuron, f"the predictions of {m}")
-            if not np.array_equal(ds["image"].values, first["image"].values):
+            if not np.array_equal(ds[VAL_IMAGE].values, first[VAL_IMAGE].values):
                 raise ValueError(f"{NAME}: predictions of {m} and {models[0]} are on different "
                                  "validation images")
             pred = ds["prediction"].values[i]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sacnn.fileio import sha256_file
 from sacnn.seeding import numpy_rng
 
 STIM_SIZE = 100
@@ -94,10 +95,6 @@ def bundled_photos() -> dict[str, PhotoSource]:
     return {name: bundled_photo(name) for name in PHOTOS}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def folder_photos(image_dir: str | Path, max_photos: int, seed: int) -> dict[str, PhotoSource]:
     """The JPEG/PNG files under ``image_dir`` (subfolders too, e.g. ImageNet's classes), by
     path relative to it; a seeded sample of ``max_photos`` of them when there are more."""
@@ -114,7 +111,7 @@ def folder_photos(image_dir: str | Path, max_photos: int, seed: int) -> dict[str
         pick = numpy_rng(seed, "image_dir_photos").choice(len(files), max_photos, replace=False)
         files = [files[i] for i in sorted(pick)]
     names = [p.relative_to(root).as_posix() for p in files]
-    return {n: PhotoSource(n, p, _sha256(p)) for n, p in zip(names, files, strict=True)}
+    return {n: PhotoSource(n, p, sha256_file(p)) for n, p in zip(names, files, strict=True)}
 
 
 def read_photo(source: PhotoSource) -> np.ndarray:

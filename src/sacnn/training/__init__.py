@@ -9,6 +9,7 @@ from typing import Any
 # (config) while it parses, and must not load torch to do so.
 _EXPORTS = {
     "CheckpointError": "sacnn.training.state",
+    "WEIGHTS_FORMAT": "sacnn.training.weights",
     "ChunkResult": "sacnn.training.trainer",
     "NeuronState": "sacnn.training.state",
     "STRATEGIES": "sacnn.training.config",
@@ -17,12 +18,13 @@ _EXPORTS = {
     "TrainingConfigError": "sacnn.training.config",
     "epoch_order": "sacnn.training.trainer",
     "initial_state": "sacnn.training.trainer",
-    "load_weights": "sacnn.training.trainer",
+    "load_networks": "sacnn.training.weights",
+    "load_weights": "sacnn.training.weights",
     "neuron_seed": "sacnn.training.trainer",
     "predictions_dataset": "sacnn.training.outputs",
-    "save_weights": "sacnn.training.outputs",
+    "save_weights": "sacnn.training.weights",
     "train_chunk": "sacnn.training.trainer",
-    "write_netcdf": "sacnn.training.outputs",
+    "write_netcdf": "sacnn.fileio",
 }
 
 
@@ -38,6 +40,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "STRATEGIES",
+    "WEIGHTS_FORMAT",
     "CheckpointError",
     "ChunkResult",
     "NeuronState",
@@ -46,6 +49,7 @@ __all__ = [
     "TrainingConfigError",
     "epoch_order",
     "initial_state",
+    "load_networks",
     "load_weights",
     "neuron_seed",
     "predictions_dataset",

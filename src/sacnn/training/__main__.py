@@ -113,7 +113,8 @@ def _train(args: argparse.Namespace) -> int:
         result, spec, stage, cfg, args.site, data.val_image_ids, data.val_responses,
         attrs={"fraction": args.fraction, "chunk": args.chunk,
                "chunk_size": args.chunk_size or n, "dataset": str(args.dataset),
-               "slurm_job_id": _slurm_job_id()})
+               "slurm_job_id": _slurm_job_id()},
+        response_units=ds["val_responses"].attrs.get("units"))
     write_netcdf(preds, args.predictions)
     if args.checkpoint is not None:
         args.checkpoint.unlink(missing_ok=True)

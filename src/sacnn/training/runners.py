@@ -39,6 +39,7 @@ from sacnn.training.state import (
     adam_state_of,
     make_adam,
     model_state,
+    trainable_names,
 )
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -280,7 +281,7 @@ class StackedRunner:
         self.x = x.to(device)
         self.y = y.to(device)
         self.eval_x = {k: v.to(device) for k, v in eval_x.items()}
-        self.trainable = [n for n, p in setup.network().named_parameters() if p.requires_grad]
+        self.trainable = trainable_names(setup.network())
         self.net = StackedNetwork(setup.spec, setup.freeze, setup.frozen_mode, conv,
                                   conv_dtype=torch.bfloat16 if precision == "bf16" else None,
                                   first_layer=first_layer)

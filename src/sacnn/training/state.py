@@ -9,8 +9,6 @@ input and are never unpickled.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,25 +152,6 @@ class ChunkState:
                    adam={n: {"exp_avg": data["exp_avg"][n], "exp_avg_sq": data["exp_avg_sq"][n]}
                          for n in data["exp_avg"]},
                    step=int(data["step"]))
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """Write with torch.save to a temporary file in the same folder, then rename.
-
-    A run killed mid-write leaves the previous file intact, never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def safe_torch_load(path: str | Path, expected_format: str) -> dict[str, Any]:

@@ -15,13 +15,14 @@ import os
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from sacnn.fileio import write_torch
 from sacnn.metrics import pearson
 from sacnn.models import ArchitectureSpec, DecomposedReadout, build_network
 from sacnn.models.dropout import neuron_key
@@ -40,16 +41,16 @@ from sacnn.training.state import (
     CheckpointError,
     ChunkState,
     NeuronState,
-    atomic_torch_save,
     model_state,
     safe_torch_load,
+    trainable_names,
     unstack_states,
 )
+from sacnn.training.weights import load_weights
 
 log = logging.getLogger("sacnn.training")
 
 CHECKPOINT_FORMAT = "sacnn-checkpoint-v2"  # v2: counter-based dropout masks
-WEIGHTS_FORMAT = "sacnn-weights-v1"
 
 
 class TrainingArraysLike(Protocol):
@@ -75,9 +76,10 @@ class ChunkResult:
     best_score: np.ndarray            # selection correlation at the best epoch
     history: dict[str, np.ndarray]    # train_loss / selection_corr / val_corr, (n_neurons, epochs)
     init_seeds: np.ndarray
-    strategy: str
+    strategy: str                     # the strategy that ran the epochs (per_model, stacked...)
     device: str
-    meta: dict[str, Any] = field(default_factory=dict)
+    precision: str                    # arithmetic of the stacked runner ('exact', 'bf16', ...)
+    fingerprint: str                  # hash of what determines the numbers (_fingerprint)
 
 
 def neuron_seed(cfg: TrainConfig, site: str, model: str, neuron: Any, purpose: str,
@@ -169,11 +171,6 @@ def _correlations(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
         return np.atleast_1d(np.asarray(pearson(pred, real), dtype=np.float64))
 
 
-def load_weights(path: str | Path) -> dict[str, Any]:
-    """Read a weights file written by :func:`save_weights` (never unpickles)."""
-    return safe_torch_load(path, WEIGHTS_FORMAT)
-
-
 def initial_state(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, site: str,
                   neuron: Any, inherited: dict[str, torch.Tensor] | None) -> NeuronState:
     """A neuron's state before its first epoch: seeded init, inherited blocks, no Adam moments."""
@@ -209,9 +206,8 @@ def initial_state(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, si
         net.load_state_dict(own)
     if stage.freeze:
         net.freeze(stage.freeze, cfg.frozen_mode)
-    names = [n for n, p in net.named_parameters() if p.requires_grad]
     return NeuronState(model=model_state(net),
-                       adam={n: {} for n in names}, step=0)
+                       adam={n: {} for n in trainable_names(net)}, step=0)
 
 
 def _fingerprint(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, site: str,
@@ -316,6 +312,19 @@ class _Progress:
             self.best_pred[rows] = val_pred[rows]
         return sel_r, val_r
 
+    def result(self, neuron_ids: list, init_seeds: Sequence[int], hw: _Hardware,
+               fingerprint: str) -> ChunkResult:
+        """The chunk's outcome: every neuron at its best epoch (an undefined score as NaN)."""
+        best = {k: v.cpu() for k, v in self.best_model.items()}
+        return ChunkResult(neuron_ids=neuron_ids, best_states=unstack_states(best),
+                           val_predictions=self.best_pred, best_epoch=self.best_epoch,
+                           best_score=np.where(np.isfinite(self.best_score),
+                                               self.best_score, np.nan),
+                           history=self.history,
+                           init_seeds=np.array(init_seeds, dtype=np.int64),
+                           strategy=hw.strategy, device=str(hw.device),
+                           precision=hw.precision, fingerprint=fingerprint)
+
     def to_checkpoint(self) -> dict[str, Any]:
         return {"best": {k: v.cpu() for k, v in self.best_model.items()},
                 "best_score": torch.from_numpy(self.best_score),
@@ -388,6 +397,51 @@ def _make_runner(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, arr
     return InProcessRunner(*args, single_thread=strategy == "per_model"), strategy
 
 
+@dataclass(frozen=True)
+class _Hardware:
+    """Where and how a chunk's epochs run."""
+
+    device: torch.device
+    strategy: str
+    precision: str
+
+    @classmethod
+    def choose(cls, cfg: TrainConfig, gpus: int) -> _Hardware:
+        device = resolve_device(cfg, gpus)
+        strategy = resolve_strategy(cfg, device)
+        return cls(device, strategy, resolve_precision(cfg, device, strategy))
+
+
+def _resume_or_start(ckpt: Path | None, fingerprint: str, spec: ArchitectureSpec,
+                     stage: StageSpec, cfg: TrainConfig, site: str, neuron_ids: list,
+                     init_weights: str | Path | None, n_val: int
+                     ) -> tuple[ChunkState, _Progress, int]:
+    """The state to train from: the checkpoint's if it is usable, else the initial one.
+
+    A checkpoint is a cache of progress: one that cannot be used (corrupt, truncated, of
+    other settings) is set aside and training starts over, so that a scheduler's retries can
+    succeed; the numbers are those of an uninterrupted run either way.
+    """
+    if ckpt is not None and ckpt.exists():
+        try:
+            resumed = _resume(ckpt, fingerprint)
+            log.info("resuming %s/%s from %s after epoch %d", site, stage.model, ckpt,
+                     resumed[2])
+            return resumed
+        except CheckpointError as exc:
+            log.warning("%s; moved to %s, training %s/%s starts over from epoch 1", exc,
+                        _set_aside(ckpt), site, stage.model)
+    state = _initial_chunk_state(spec, stage, cfg, site, neuron_ids, init_weights)
+    return state, _Progress.start(state, cfg.epochs, n_val), 0
+
+
+def _save_checkpoint(path: Path, fingerprint: str, epoch: int, state: ChunkState,
+                     progress: _Progress) -> None:
+    """Everything a resumed run needs after ``epoch`` (0-based), as plain tensors."""
+    write_torch({"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint, "epoch": epoch + 1,
+                 "states": state.to_checkpoint(), **progress.to_checkpoint()}, path)
+
+
 def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLike,
                 cfg: TrainConfig, *, site: str, checkpoint: str | Path | None = None,
                 init_weights: str | Path | None = None, stop_after_epoch: int | None = None,
@@ -396,41 +450,26 @@ def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLi
 
     ``checkpoint``: a file rewritten atomically after every epoch; if it exists the run
     resumes from it (an unusable one is renamed ``<name>.unusable`` and the run starts
-    over). ``init_weights``: the weights file of ``stage.init_from`` for the same neurons. ``stop_after_epoch`` ends the run early after checkpointing (tests use it to
-    stand in for a kill). ``gpus``: GPUs the job was given (``device: auto`` must use one).
+    over). ``init_weights``: the weights file of ``stage.init_from`` for the same neurons.
+    ``stop_after_epoch`` ends the run early after checkpointing (tests use it to stand in
+    for a kill). ``gpus``: GPUs the job was given (``device: auto`` must use one).
     """
-    device = resolve_device(cfg, gpus)
-    strategy = resolve_strategy(cfg, device)
-    precision = resolve_precision(cfg, device, strategy)
+    hw = _Hardware.choose(cfg, gpus)
     neuron_ids = list(np.asarray(data.neuron_ids).tolist())
     if not neuron_ids:
         raise TrainingConfigError("train_chunk: the chunk has no neurons")
     arrays = _ChunkArrays.of(data, cfg, len(neuron_ids))
     fingerprint = _fingerprint(spec, stage, cfg, site, neuron_ids, data)
     ckpt = Path(checkpoint) if checkpoint else None
-    resumed = None
-    if ckpt is not None and ckpt.exists():
-        # A checkpoint is a cache of progress: one that cannot be used (corrupt, truncated,
-        # of other settings) is set aside and training starts over, so that a scheduler's
-        # retries can succeed; the numbers are those of an uninterrupted run either way.
-        try:
-            resumed = _resume(ckpt, fingerprint)
-            log.info("resuming %s/%s from %s after epoch %d", site, stage.model, ckpt,
-                     resumed[2])
-        except CheckpointError as exc:
-            log.warning("%s; moved to %s, training %s/%s starts over from epoch 1", exc,
-                        _set_aside(ckpt), site, stage.model)
-    if resumed is not None:
-        state, progress, start_epoch = resumed
-    else:
-        state = _initial_chunk_state(spec, stage, cfg, site, neuron_ids, init_weights)
-        progress, start_epoch = _Progress.start(state, cfg.epochs, len(arrays.val_y[0])), 0
+    state, progress, start_epoch = _resume_or_start(ckpt, fingerprint, spec, stage, cfg, site,
+                                                    neuron_ids, init_weights,
+                                                    arrays.val_y.shape[1])
     keys = [neuron_key(neuron_seed(cfg, site, stage.model, n, "dropout")) for n in neuron_ids]
-    runner, how = _make_runner(spec, stage, cfg, arrays, device, strategy, precision,
+    runner, how = _make_runner(spec, stage, cfg, arrays, hw.device, hw.strategy, hw.precision,
                                len(neuron_ids))
     log.info("training %s (%s) on %s: %d neurons, %d fit / %d selection / %d validation "
              "images, strategy %s, device %s", stage.model, spec.name, site, len(neuron_ids),
-             len(arrays.fit_x), arrays.sel_y.shape[1], arrays.val_y.shape[1], how, device)
+             len(arrays.fit_x), arrays.sel_y.shape[1], arrays.val_y.shape[1], how, hw.device)
 
     t0 = time.perf_counter()
     try:
@@ -440,26 +479,15 @@ def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLi
             state = res.state
             sel_r, val_r = progress.record(epoch, res, arrays.sel_y, arrays.val_y)
             if ckpt is not None:
-                atomic_torch_save({"format": CHECKPOINT_FORMAT, "fingerprint": fingerprint,
-                                   "epoch": epoch + 1, "states": state.to_checkpoint(),
-                                   **progress.to_checkpoint()}, ckpt)
+                _save_checkpoint(ckpt, fingerprint, epoch, state, progress)
             _log_epoch(site, stage.model, epoch, cfg.epochs, res.losses, sel_r, val_r,
                        time.perf_counter() - t0, epoch + 1 - start_epoch)
             if stop_after_epoch is not None and stop_after_epoch <= epoch + 1 < cfg.epochs:
                 raise InterruptedError(f"stopped after epoch {epoch + 1} as requested")
     finally:
         runner.close()
-
-    best = {k: v.cpu() for k, v in progress.best_model.items()}
-    return ChunkResult(neuron_ids=neuron_ids, best_states=unstack_states(best),
-                       val_predictions=progress.best_pred, best_epoch=progress.best_epoch,
-                       best_score=np.where(np.isfinite(progress.best_score),
-                                           progress.best_score, np.nan),
-                       history=progress.history,
-                       init_seeds=np.array([neuron_seed(cfg, site, stage.model, n, "init")
-                                            for n in neuron_ids], dtype=np.int64),
-                       strategy=strategy, device=str(device),
-                       meta={"fingerprint": fingerprint, "precision": precision})
+    return progress.result(neuron_ids, [neuron_seed(cfg, site, stage.model, n, "init")
+                                        for n in neuron_ids], hw, fingerprint)
 
 
 def _log_epoch(site: str, model: str, epoch: int, epochs: int, losses: np.ndarray,
