@@ -155,3 +155,17 @@ def test_cli_ingest(tmp_path, capsys):
     assert main(["check", str(tmp_path / "c.nc")]) == 0
     assert main(["ingest", str(d), SITE, "--out", str(tmp_path / "e.nc"), "-o", "repeats=9"]) == 2
     assert "valRsp" in capsys.readouterr().err
+
+
+def test_the_package_export_ingest_is_the_function_even_after_its_module_is_imported():
+    """sacnn.data loads its members lazily; importing the submodule sacnn.data.ingest (as
+    the workflow's jobs do) must not turn ``from sacnn.data import ingest`` into the module."""
+    import subprocess
+    import sys
+
+    code = ("import sacnn.data.ingest\n"
+            "from sacnn.data import ingest, open_dataset\n"
+            "import sacnn.data.ingest as again\n"
+            "assert callable(ingest) and ingest.__name__ == 'ingest', ingest\n"
+            "assert again is ingest and open_dataset.__module__ == 'sacnn.data.ingest'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

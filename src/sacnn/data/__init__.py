@@ -6,6 +6,8 @@ See docs/data-format.md for the files a site needs and the canonical dataset"s l
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 # Loaded on first use (PEP 562): the workflow imports the light modules of this package
@@ -29,6 +31,20 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """Keeps the exported function ``ingest`` from being shadowed by the submodule of the
+    same name: importing ``sacnn.data.ingest`` sets the package's attribute ``ingest`` to the
+    module, after which ``from sacnn.data import ingest`` would give the module."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType):
+            return  # the export stays reachable through __getattr__
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __dir__() -> list[str]:
