@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-FIGURES = ("fig1b", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10")
+from sacnn.experiment import FIGURE_NAMES as FIGURES  # the one list of the paper's figures
 
 PARAMETERS = '''# Filled in by the workflow (papermill); JSON strings keep the parameter types simple.
 inputs_json = "{}"

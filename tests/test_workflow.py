@@ -27,7 +27,7 @@ SNAKEFILE = ROOT / "workflow" / "Snakefile"
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 TINY = ROOT / "tests" / "workflow" / "config.yaml"
-FIGURES = ["fig1b", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9", "fig10"]
+FIGURES = list(experiment.FIGURE_NAMES)
 TABLE_ROWS = {
     "table1": ["ff-CNN", "ff+sa-CNN", "rf-CNN", "rf+sa-CNN"],
     "table2": ["rf-CNN", "rf-CNN (c=30, Incr. stage 1)", "rf+sa-CNN*(Simul.)",
@@ -46,8 +46,15 @@ def notebooks_present() -> bool:
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
-              snakefile: Path = SNAKEFILE) -> subprocess.CompletedProcess:
+              snakefile: Path = SNAKEFILE, pythonpath: Path | None = None
+              ) -> subprocess.CompletedProcess:
+    """Snakemake in ``workdir``; with the Snakefile of a copied checkout, its sacnn (under
+    src/ beside workflow/) is the one imported by the workflow and its jobs."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    if pythonpath is None and snakefile != SNAKEFILE:
+        pythonpath = snakefile.parents[1] / "src"
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pythonpath), env.get("PYTHONPATH", "")])
     proc = subprocess.run(
         [SNAKEMAKE, "-s", str(snakefile), "--directory", str(workdir), *args],
         check=False, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir)
@@ -333,15 +340,14 @@ def test_reference_config_is_the_paper_matrix_with_the_released_codes_choices(tm
 def tiny_run(tmp_path_factory):
     """The tiny config through every rule (tables; figures when the notebooks exist).
 
-    It runs a copy of workflow/, src/sacnn/plots/ and src/sacnn/analysis.py (the figure rules'
-    file inputs) so that a test can edit a plotting module without touching the repository.
+    It runs a copy of the checkout (workflow/ and src/, imported through PYTHONPATH by the
+    workflow and its jobs) so that a test can edit the code without touching the repository.
     """
     base = tmp_path_factory.mktemp("tiny")
     repo = base / "repo"
     shutil.copytree(ROOT / "workflow", repo / "workflow")
-    shutil.copytree(ROOT / "src" / "sacnn" / "plots", repo / "src" / "sacnn" / "plots")
-    for module in ("analysis.py", "groundtruth.py", "claims.py"):
-        shutil.copy(ROOT / "src" / "sacnn" / module, repo / "src" / "sacnn" / module)
+    shutil.copytree(ROOT / "src" / "sacnn", repo / "src" / "sacnn",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     work = workdir_with(base / "work", TINY)
     targets = [f"results/{t}.csv" for t in TABLE_ROWS] + ["results/tables/parameters.csv"]
     if notebooks_present():
@@ -501,19 +507,158 @@ def test_figures_and_report(tiny_run):
         for path in (f"results/figures/{fig}.pdf", f"results/figures/{fig}.png",
                      f"results/notebooks/{fig}.ipynb"):
             assert (tiny_run / path).stat().st_size > 0, path
-    # editing one figure's plotting code (in the run's copy) reruns that figure only
-    module = snakefile.parents[1] / "src" / "sacnn" / "plots" / "fig5.py"
-    module.write_text(module.read_text() + "\n# an edit\n")
-    proc = snakemake(tiny_run, "-n", "--cores", "2", snakefile=snakefile)
-    counts = job_counts(proc.stdout + proc.stderr)
-    assert counts == {"figure": 1, "all": 1, "total": 2}, counts
-    assert "results/figures/fig5.pdf" in proc.stdout
-    # editing the claims code reruns the claims and their figure, nothing else
-    claims = snakefile.parents[1] / "src" / "sacnn" / "claims.py"
-    claims.write_text(claims.read_text() + "\n# an edit\n")
-    proc = snakemake(tiny_run, "-n", "--cores", "2", "results/figures/groundtruth.png",
-                     snakefile=snakefile)
-    counts = job_counts(proc.stdout + proc.stderr)
-    assert counts == {"claims": 1, "groundtruth_figure": 1, "total": 2}, counts
     snakemake(tiny_run, "--report", "report.html", snakefile=snakefile)
     assert (tiny_run / "report.html").stat().st_size > 0
+
+
+# ------------------------------------------------- code changes, relocation, deployment
+
+
+class _Edited:
+    """Edit a file of the run's copy for the duration of a ``with`` block."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path, self.text = path, text
+
+    def __enter__(self) -> Path:
+        self.original = self.path.read_text()
+        self.path.write_text(self.original + self.text)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.write_text(self.original)
+
+
+#: module of the run's copy -> the rules whose jobs an edit of what it does must rerun
+#: (None: those rules and whatever reads their outputs; a dict: exactly these jobs).
+CODE_EDITS = {
+    "plots/fig5.py": {"figure": 1, "all": 1, "total": 2},
+    "claims.py": {"claims": 1, "groundtruth_figure": 1, "all": 1, "total": 3},
+    "tables.py": {"table": 4, "parameter_table": 1, "all": 1, "total": 6},
+    "evaluation.py": ("evaluate_model", "table", "figure", "claims"),
+    "metrics.py": ("train_chunk", "evaluate_model", "table", "claims", "groundtruth_site"),
+    "training/trainer.py": ("train_chunk", "evaluate_model", "table", "figure"),
+}
+
+
+@pytest.mark.parametrize("module", list(CODE_EDITS))
+def test_editing_the_code_reruns_what_it_computes_and_nothing_else(tiny_run, module):
+    """Each rule's `code` param digests the modules it runs, so editing what a module does
+    reruns the jobs that ran it (and their consumers), and an edit of comments or docstrings
+    reruns nothing."""
+    tiny_run, snakefile = tiny_run
+    if not notebooks_present():
+        pytest.skip("figure notebooks not there")
+    path = snakefile.parents[1] / "src" / "sacnn" / module
+    with _Edited(path, "\n# a comment only: nothing to rerun\n"):
+        out = snakemake(tiny_run, "-n", "--cores", "2", snakefile=snakefile).stdout
+        assert "Nothing to be done" in out, out[-2000:]
+    with _Edited(path, "\n_AN_EDIT = 1\n"):
+        proc = snakemake(tiny_run, "-n", "--cores", "2", snakefile=snakefile)
+    counts = job_counts(proc.stdout + proc.stderr)
+    expected = CODE_EDITS[module]
+    if isinstance(expected, dict):
+        assert counts == expected, counts
+    else:
+        assert set(expected) <= set(counts), counts
+        assert "simulate_site" not in counts and "ingest_site" not in counts, counts
+        if "train_chunk" not in expected:
+            assert "train_chunk" not in counts, counts
+    if module == "plots/fig5.py":
+        assert "results/figures/fig5.pdf" in proc.stdout
+
+
+def test_a_moved_checkout_with_its_results_plans_nothing(tiny_run, tmp_path):
+    """No absolute path is an input or a compared param: moving the checkout and the
+    results (mtimes kept) leaves nothing to do."""
+    tiny_run, snakefile = tiny_run
+    if not notebooks_present():
+        pytest.skip("figure notebooks not there")
+    base = tiny_run.parent
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(base, moved, symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))  # copy2: mtimes kept
+    new_snakefile = moved / snakefile.relative_to(base)
+    proc = snakemake(moved / tiny_run.name, "-n", "--cores", "2", snakefile=new_snakefile)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_the_workflow_runs_as_a_module_from_a_deployment_folder(tmp_path):
+    """What snakedeploy generates: a folder with only config/ and a Snakefile that uses this
+    workflow as a module. A dry run plans the whole matrix; a real run builds a figure
+    (simulator, ingest, notebook found through Snakemake's source cache)."""
+    deploy = workdir_with(tmp_path / "deploy", TINY)
+    (deploy / "workflow").mkdir()
+    (deploy / "workflow" / "Snakefile").write_text(
+        'configfile: "config/config.yaml"\n\n\n'
+        "module sacnn:\n"
+        f'    snakefile:\n        "{SNAKEFILE}"\n'
+        "    config:\n        config\n\n\n"
+        "use rule * from sacnn\n")
+    snakefile = deploy / "workflow" / "Snakefile"
+    proc = snakemake(deploy, "-n", "--cores", "2", snakefile=snakefile, pythonpath=ROOT / "src")
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["figure"] == len(FIGURES) and counts["claims"] == 1, counts
+    snakemake(deploy, "--cores", "2", "results/figures/fig1b.png", snakefile=snakefile,
+              pythonpath=ROOT / "src")
+    assert (deploy / "results" / "figures" / "fig1b.png").stat().st_size > 0
+    assert not (ROOT / "results" / "figures" / "fig1b.png").is_symlink()
+
+
+def test_parsing_the_workflow_imports_neither_torch_nor_xarray(tmp_path):
+    """The DAG's construction stays light: a dry run with torch and xarray made unimportable
+    still plans every job."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\nfor name in ('torch', 'xarray', 'scipy', 'matplotlib'):\n"
+        "    sys.modules[name] = None\n")
+    work = workdir_with(tmp_path / "work", TINY)
+    proc = snakemake(work, "-n", "--cores", "2", pythonpath=blocker)
+    assert job_counts(proc.stdout + proc.stderr)["train_chunk"] > 0
+
+
+# ------------------------------------------------------------------ config overlays
+
+
+def test_a_partial_configfile_is_an_overlay_on_the_default(tmp_path):
+    work = workdir_with(tmp_path, TINY)
+    (tmp_path / "overlay.yaml").write_text("training: {epochs: 8}\n")
+    proc = snakemake(work, "results/sim1/models/rf_cnn/f100/chunk0/weights.pt", "-n", "-p",
+                     "--cores", "2", "--configfile", "overlay.yaml")
+    out = proc.stdout + proc.stderr
+    assert '"epochs": 8' in out and '"channels": 4' in out  # overlay + the default's widths
+
+
+def test_a_complete_configfile_replaces_the_default(tmp_path):
+    work = workdir_with(tmp_path, TINY)
+    cfg = yaml.safe_load(TINY.read_text())
+    del cfg["sites"]["sim1_off"]
+    cfg["groundtruth"]["sites"] = ["sim1"]
+    cfg["claims"] = None
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(
+        {k: v for k, v in cfg.items() if v is not None}))
+    proc = snakemake(work, "-n", "--cores", "2", "--configfile", "other.yaml")
+    assert "sim1_off" not in proc.stdout + proc.stderr
+
+
+def test_config_values_on_the_command_line_are_coerced_or_explained(tmp_path):
+    work = workdir_with(tmp_path, TINY)
+    proc = snakemake(work, "results/sim1/models/rf_cnn/f100/chunk0/weights.pt", "-n", "-p",
+                     "--cores", "2", "--config", "training={epochs: 8}", "chunk_size=2")
+    out = proc.stdout + proc.stderr
+    assert '"epochs": 8' in out and "--chunk-size 2" in out
+    proc = snakemake(work, "-n", "--config", "chunk_size=many", check=False)
+    assert proc.returncode != 0 and "chunk_size" in proc.stdout + proc.stderr
+
+
+def test_the_schema_allows_exactly_the_registered_figures():
+    """One list of figures (sacnn.experiment.FIGURE_NAMES); the schema's pattern follows it."""
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    patterns = schema["properties"]["figures"]["patternProperties"]
+    names = [f"fig{k}" for k in range(13)] + ["fig1a", "fig1b", "fig1c", "groundtruth"]
+    allowed = [n for n in names if any(re.fullmatch(p.strip("^$"), n) for p in patterns)]
+    assert allowed == sorted(FIGURES, key=names.index)
+    for fig in FIGURES:
+        assert (ROOT / "workflow" / "notebooks" / f"{fig}.ipynb").exists()
+        assert (ROOT / "src" / "sacnn" / "plots" / f"{fig}.py").exists()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import functools
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -33,3 +36,142 @@ def code_version() -> str:
 def config_json(config: Any) -> str:
     """Canonical JSON of a config (sorted keys), suitable for a NetCDF/checkpoint attribute."""
     return json.dumps(config, sort_keys=True, default=str)
+
+
+# ------------------------------------------------------------------- code digests
+#
+# The workflow passes each rule a digest of the code that computes its outputs as a param
+# (Snakemake reruns a job whose params changed). A digest rather than the files as inputs:
+# it does not change when the checkout moves or when the workflow is used as a module from
+# elsewhere, and it ignores comments, formatting and docstrings, so editing them does not
+# retrain anything, while any change to what the code does reruns what it computed.
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def _module_path(name: str) -> Path | None:
+    """The source file of ``sacnn[.x.y]``, or None when there is no such module."""
+    parts = name.split(".")[1:]
+    base = PACKAGE_ROOT.joinpath(*parts)
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if parts and path.is_file() or not parts and path.name == "__init__.py":
+            return path
+    return None
+
+
+def _exports(tree: ast.Module, package: str) -> dict[str, str]:
+    """A package's lazy ``_EXPORTS`` map (name -> module), as written in its ``__init__``."""
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and getattr(node.targets[0], "id", None) == "_EXPORTS"):
+            mapping = ast.literal_eval(node.value)
+            return {k: v if v.startswith("sacnn.") else f"{package}.{v}"
+                    for k, v in mapping.items()}
+    return {}
+
+
+def _strip_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef
+                       | ast.AsyncFunctionDef) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+@functools.cache
+def _parsed(name: str) -> tuple[ast.Module, bool]:
+    path = _module_path(name)
+    if path is None:
+        raise ValueError(f"code_digest: no module {name!r} under {PACKAGE_ROOT}")
+    return ast.parse(path.read_text(encoding="utf-8"), str(path)), path.name == "__init__.py"
+
+
+def _package_modules(package: str) -> list[str]:
+    folder = PACKAGE_ROOT.joinpath(*package.split(".")[1:])
+    return sorted(f"{package}.{p.stem}" if p.stem != "__init__" else package
+                  for p in folder.glob("*.py"))
+
+
+def _imports(name: str) -> set[str]:
+    """The sacnn modules that module ``name`` imports (at top level or inside functions)."""
+    tree, is_package = _parsed(name)
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def add(module: str, *, whole: bool) -> None:
+        if not module.startswith("sacnn") or _module_path(module) is None:
+            return
+        found.add(module)
+        parts = module.split(".")  # importing a.b.c runs the __init__ of a and a.b
+        found.update(".".join(parts[:i]) for i in range(1, len(parts)))
+        tree_, is_pkg = _parsed(module)
+        if whole and is_pkg:  # its lazy members may all be used
+            found.update(_exports(tree_, module).values())
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                add(alias.name, whole=True)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            add(base, whole=False)
+            exports = _exports(_parsed(base)[0], base) if _module_path(base) else {}
+            for alias in node.names:
+                if _module_path(f"{base}.{alias.name}"):
+                    add(f"{base}.{alias.name}", whole=True)
+                elif alias.name in exports:
+                    add(exports[alias.name], whole=False)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "import_module" and node.args):
+            arg = node.args[0]
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                add(arg.value, whole=True)
+            elif (isinstance(arg, ast.JoinedStr) and arg.values
+                  and isinstance(arg.values[0], ast.Constant)
+                  and str(arg.values[0].value).startswith("sacnn.")):
+                prefix = str(arg.values[0].value).rstrip(".")
+                for module in _package_modules(prefix):
+                    add(module, whole=False)
+    found.discard(name)
+    return found
+
+
+@functools.cache
+def module_closure(entry: str) -> tuple[str, ...]:
+    """``entry`` and every sacnn module it imports, directly or not, sorted."""
+    seen, todo = set(), [entry]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(_imports(name) - seen)
+    return tuple(sorted(seen))
+
+
+def source_digest(source: str) -> str:
+    """SHA-256 of what Python source does: comments, layout and docstrings left out."""
+    tree = _strip_docstrings(ast.parse(source))
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+@functools.cache
+def _module_digest(name: str) -> str:
+    tree = _strip_docstrings(_parsed(name)[0])
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def code_digest(*entries: str, files: tuple[str | Path, ...] = ()) -> str:
+    """A short digest of what the modules ``entries`` (and everything they import from
+    sacnn) do, plus the bytes of ``files`` (e.g. a notebook): the code a rule runs."""
+    h = hashlib.sha256()
+    for name in sorted({m for e in entries for m in module_closure(e)}):
+        h.update(f"{name}:{_module_digest(name)}\n".encode())
+    for path in files:
+        h.update(hashlib.sha256(Path(path).read_bytes()).hexdigest().encode())
+    return h.hexdigest()[:16]

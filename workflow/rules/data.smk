@@ -13,11 +13,12 @@ rule simulate_site:
     log:
         "results/logs/simulate/{site}.log",
     wildcard_constraints:
-        site=_alternatives([s for s in SITES if is_simulated(s)]),
+        site=wildcard_alternatives(PLAN.simulated_sites()),
     conda:
         "../envs/sacnn.yaml"
     params:
         settings=simulate_args,
+        code=CODE["simulate"],
     shell:
         "python -m sacnn.simulate resources/{wildcards.site} --site {wildcards.site}"
         " {params.settings} > {log} 2>&1"
@@ -33,9 +34,10 @@ rule ingest_site:
     conda:
         "../envs/sacnn.yaml"
     params:
-        raw=lambda wildcards: site_raw_dir(wildcards.site),
-        files=lambda wildcards: site_files(wildcards.site),
+        raw=lambda wildcards: PLAN.site_raw_dir(wildcards.site),
+        files=lambda wildcards: PLAN.site_files(wildcards.site),
         options=ingest_options,
+        code=CODE["ingest"],
     shell:
         "python -m sacnn.data ingest {params.raw:q} {params.files:q} --out {output:q}"
         " --options-json {params.options:q} > {log} 2>&1"

@@ -14,7 +14,8 @@ rule evaluate_model:
     conda:
         "../envs/sacnn.yaml"
     params:
-        label=lambda wildcards: model_label(wildcards.model),
+        label=lambda wildcards: PLAN.model_label(wildcards.model),
+        code=CODE["evaluate"],
     shell:
         "python -m sacnn.evaluation --dataset {input.dataset:q} --site {wildcards.site}"
         " --model {wildcards.model} --label {params.label:q} --fraction {wildcards.fraction}"

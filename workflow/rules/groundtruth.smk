@@ -8,17 +8,17 @@
 rule groundtruth_site:
     input:
         unpack(groundtruth_site_inputs),
-        code=str(REPO / "src" / "sacnn" / "groundtruth.py"),
     output:
         "results/{site}/groundtruth.csv",
     log:
         "results/logs/groundtruth/{site}.log",
     wildcard_constraints:
-        site=_alternatives(GROUNDTRUTH_SITES),
+        site=wildcard_alternatives(GROUNDTRUTH_SITES),
     conda:
         "../envs/sacnn.yaml"
     params:
         spec=groundtruth_site_spec,
+        code=CODE["groundtruth"],
     shell:
         "python -m sacnn.groundtruth site --site {wildcards.site} --truth {input.truth:q}"
         " --dataset {input.dataset:q} --spec {params.spec:q} --out {output:q} > {log} 2>&1"
@@ -41,6 +41,7 @@ rule groundtruth:
         "../envs/sacnn.yaml"
     params:
         provenance=groundtruth_provenance,
+        code=CODE["groundtruth"],
     shell:
         "python -m sacnn.groundtruth gather {input:q} --out {output.csv:q}"
         " --meta {output.meta:q} --provenance {params.provenance:q} > {log} 2>&1"
@@ -49,7 +50,6 @@ rule groundtruth:
 rule claims:
     input:
         claims_inputs,
-        code=str(REPO / "src" / "sacnn" / "claims.py"),
     output:
         csv=report(
             "results/claims.csv",
@@ -63,6 +63,7 @@ rule claims:
         "../envs/sacnn.yaml"
     params:
         spec=claims_spec,
+        code=CODE["claims"],
     shell:
         "python -m sacnn.claims --spec {params.spec:q} --out {output.csv:q}"
         " --meta {output.meta:q} > {log} 2>&1"
@@ -72,7 +73,6 @@ rule groundtruth_figure:
     input:
         groundtruth="results/groundtruth.csv",
         claims="results/claims.csv",
-        code=str(REPO / "src" / "sacnn" / "plots" / "groundtruth.py"),
     output:
         pdf=report(
             "results/figures/groundtruth.pdf",
@@ -91,6 +91,8 @@ rule groundtruth_figure:
     localrule: True
     conda:
         "../envs/sacnn.yaml"
+    params:
+        code=CODE["groundtruth_figure"],
     shell:
         "python -m sacnn.plots.groundtruth --groundtruth {input.groundtruth:q}"
         " --claims {input.claims:q} --out-pdf {output.pdf:q} --out-png {output.png:q}"

@@ -1,0 +1,171 @@
+"""The workflow's plan (sacnn.plan), config overlays (sacnn.workflow_config) and code digests
+(sacnn.provenance): the logic the Snakefile calls, tested without Snakemake."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sacnn import cost, experiment, plan, provenance
+from sacnn.workflow_config import coerce_overrides, is_complete
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "workflow" / "config.yaml"
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+NOTEBOOKS = {f: str(ROOT / "workflow" / "notebooks" / f"{f}.ipynb")
+             for f in experiment.FIGURE_NAMES}
+
+
+@pytest.fixture
+def config() -> dict:
+    """The tiny test config as the workflow sees it (schema defaults filled in)."""
+    return cost.load_config(TINY, ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def test_the_plan_and_the_config_modules_import_no_torch_or_xarray():
+    code = ("import sys, sacnn.plan, sacnn.workflow_config, sacnn.provenance;"
+            "heavy = {'torch', 'xarray', 'scipy', 'matplotlib'} & set(sys.modules);"
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_table_spec_is_the_typed_handoff_with_every_metrics_file(config):
+    p = plan.WorkflowPlan(config, NOTEBOOKS)
+    for table in p.tables:
+        spec = p.table_spec(table)
+        assert set(typing.get_type_hints(plan.TableSpec)) <= set(spec)
+        files = plan.flatten_paths(spec["metrics"])
+        assert sorted(files) == sorted(set(p.table_inputs(table)))
+        assert all(f.endswith("/metrics.csv") for f in files)
+
+
+def test_figure_handoffs_have_their_typed_keys_and_name_only_rule_inputs(config):
+    p = plan.WorkflowPlan(config, NOTEBOOKS)
+    for fig in p.figures:
+        inputs = p.figure_inputs(fig)
+        assert set(inputs) == set(typing.get_type_hints(plan.FigureInputs))
+        params = p.figure_params(fig)
+        assert set(typing.get_type_hints(plan.FigureParams)) <= set(params)
+        assert params["stages"].keys() == set(params["models"])
+
+
+def test_incremental_stage_reads_its_parents_weights_of_the_same_chunk(config):
+    p = plan.WorkflowPlan(config, NOTEBOOKS)
+    assert p.init_weights("sim1", "rf_sa_cnn_star_incr", "f100", "0") == [
+        "results/sim1/models/rf_cnn_c30/f100/chunk0/weights.pt"]
+    assert p.init_weights("sim1", "rf_cnn", "f100", "0") == []
+
+
+def test_figure_code_digest_follows_its_notebook(config, tmp_path):
+    nb = tmp_path / "fig5.ipynb"
+    nb.write_text("{}")
+    p = plan.WorkflowPlan(config, {**NOTEBOOKS, "fig5": str(nb)})
+    before = p.figure_code("fig5")
+    nb.write_text('{"cells": []}')
+    assert p.figure_code("fig5") != before
+    assert set(p.code) == set(plan.RULE_ENTRIES)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["figures"]["example_neuron"].update(models=["sim1"]),
+     "figures.example_neuron.models: unknown model 'sim1'"),
+    (lambda c: c["figures"].update(site="rf_cnn"), "figures.site: unknown site 'rf_cnn'"),
+    (lambda c: c["experiments"]["table1"]["sites"].append("sim9"),
+     "experiments.table1: unknown site 'sim9'"),
+    (lambda c: c["models"]["rf_cnn"].update(init_from="nope"),
+     "models.rf_cnn.init_from: unknown model 'nope'"),
+])
+def test_config_cross_checks_name_the_key(config, change, message):
+    """A model name is not accepted where a site is expected, nor the reverse."""
+    change(config)
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        plan.WorkflowPlan(config, NOTEBOOKS)
+
+
+def test_an_unknown_figure_has_no_notebook(config):
+    p = plan.WorkflowPlan(config, {})
+    with pytest.raises(plan.WorkflowConfigError, match="figures.fig5: no notebook"):
+        p.notebook("fig5")
+
+
+def test_wildcard_alternatives_match_whole_names_only():
+    import re
+
+    pattern = plan.wildcard_alternatives(["rf_cnn", "rf_cnn_c30"])
+    assert re.fullmatch(pattern, "rf_cnn_c30") and re.fullmatch(pattern, "rf_cnn")
+    assert not re.fullmatch(pattern, "rf_cnn_c3")
+    assert not re.fullmatch(plan.wildcard_alternatives([]), "")
+
+
+# ------------------------------------------------------------------ config overlays
+
+
+def test_command_line_values_are_coerced_to_the_schemas_types(config):
+    overrides = {"training": {"epochs": "8", "learning_rate": "0.01", "channels_last": "true"},
+                 "chunk_size": "7"}
+    merged = copy.deepcopy(config)
+    merged["training"].update(overrides["training"])
+    merged["chunk_size"] = "7"
+    coerce_overrides(merged, overrides, SCHEMA)
+    assert merged["training"]["epochs"] == 8
+    assert merged["training"]["learning_rate"] == 0.01
+    assert merged["training"]["channels_last"] is True
+    assert merged["chunk_size"] == 7
+
+
+def test_values_that_do_not_convert_are_left_for_the_validator(config):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    merged = copy.deepcopy(config)
+    merged["chunk_size"] = "many"
+    coerce_overrides(merged, {"chunk_size": "many"}, SCHEMA)
+    assert merged["chunk_size"] == "many"
+    with pytest.raises(WorkflowError, match="chunk_size"):
+        validate(merged, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def test_strings_the_schema_wants_stay_strings(config):
+    merged = copy.deepcopy(config)
+    merged["models"]["rf_cnn"]["label"] = "10"
+    coerce_overrides(merged, {"models": {"rf_cnn": {"label": "10"}}}, SCHEMA)
+    assert merged["models"]["rf_cnn"]["label"] == "10"
+
+
+def test_a_config_with_sites_is_complete_and_an_overlay_is_not():
+    assert is_complete(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+    assert not is_complete({"training": {"epochs": 8}})
+
+
+# -------------------------------------------------------------------- code digests
+
+
+def test_source_digest_ignores_comments_layout_and_docstrings():
+    base = provenance.source_digest('def f(x):\n    """Doc."""\n    return x + 1\n')
+    same = provenance.source_digest('def f(x):  # a comment\n    """Other doc."""\n\n'
+                                    '    return (x + 1)\n')
+    other = provenance.source_digest('def f(x):\n    """Doc."""\n    return x + 2\n')
+    assert base == same
+    assert base != other
+
+
+def test_module_closures_follow_imports_and_lazy_exports():
+    train = provenance.module_closure("sacnn.training.__main__")
+    assert {"sacnn.training.trainer", "sacnn.models.network", "sacnn.metrics",
+            "sacnn.data.preprocess"} <= set(train)
+    assert "sacnn.plots.fig5" not in train and "sacnn.claims" not in train
+    fig5 = provenance.module_closure("sacnn.plots.fig5")
+    assert "sacnn.plots.fig5" in fig5 and "sacnn.plots.fig4" not in fig5
+    # sacnn.simulate loads its members by name (importlib): all of them count
+    assert "sacnn.simulate.neurons" in provenance.module_closure("sacnn.simulate.__main__")
+
+
+def test_code_digest_of_an_unknown_module_is_an_error():
+    with pytest.raises(ValueError, match="no module 'sacnn.no_such_module'"):
+        provenance.code_digest("sacnn.no_such_module")
