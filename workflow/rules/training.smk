@@ -11,6 +11,9 @@ rule train_chunk:
         predictions="results/{site}/models/{model}/{fraction}/chunk{chunk}/predictions.nc",
     log:
         "results/logs/train/{site}/{model}/{fraction}/chunk{chunk}.log",
+    # Wall time, peak memory and CPU of the job: size the cluster's resources from real runs.
+    benchmark:
+        "results/benchmarks/train/{site}/{model}/{fraction}/chunk{chunk}.tsv"
     conda:
         "../envs/sacnn.yaml"
     threads: config["resources"]["train"]["threads"]
