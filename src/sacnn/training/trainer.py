@@ -381,22 +381,6 @@ def _set_aside(path: Path) -> Path:
     return aside
 
 
-def _make_runner(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, arrays: _ChunkArrays,
-                 device: torch.device, strategy: str, precision: str, n_neurons: int
-                 ) -> tuple[Any, str]:
-    setup = ModelSetup(spec=spec, freeze=stage.freeze, frozen_mode=cfg.frozen_mode,
-                       learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
-                       eval_batch_size=cfg.eval_batch_size, dtype=cfg.dtype,
-                       channels_last=cfg.channels_last and strategy == "per_model")
-    workers = max(1, min(cfg.workers or available_cores(), n_neurons))
-    args = (setup, arrays.fit_x, arrays.fit_y, arrays.eval_x)
-    if strategy == "stacked":
-        return StackedRunner(*args, device, precision=precision), f"stacked ({precision})"
-    if strategy == "per_model" and workers > 1:
-        return PoolRunner(*args, workers), f"per_model x{workers}"
-    return InProcessRunner(*args, single_thread=strategy == "per_model"), strategy
-
-
 @dataclass(frozen=True)
 class _Hardware:
     """Where and how a chunk's epochs run."""
@@ -410,6 +394,23 @@ class _Hardware:
         device = resolve_device(cfg, gpus)
         strategy = resolve_strategy(cfg, device)
         return cls(device, strategy, resolve_precision(cfg, device, strategy))
+
+
+def _make_runner(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, arrays: _ChunkArrays,
+                 hw: _Hardware, n_neurons: int) -> tuple[Any, str]:
+    """The runner of the chunk's epochs on ``hw``, and how to name it in the log."""
+    setup = ModelSetup(spec=spec, freeze=stage.freeze, frozen_mode=cfg.frozen_mode,
+                       learning_rate=cfg.learning_rate, batch_size=cfg.batch_size,
+                       eval_batch_size=cfg.eval_batch_size, dtype=cfg.dtype,
+                       channels_last=cfg.channels_last and hw.strategy == "per_model")
+    workers = max(1, min(cfg.workers or available_cores(), n_neurons))
+    args = (setup, arrays.fit_x, arrays.fit_y, arrays.eval_x)
+    if hw.strategy == "stacked":
+        return (StackedRunner(*args, hw.device, precision=hw.precision),
+                f"stacked ({hw.precision})")
+    if hw.strategy == "per_model" and workers > 1:
+        return PoolRunner(*args, workers), f"per_model x{workers}"
+    return InProcessRunner(*args, single_thread=hw.strategy == "per_model"), hw.strategy
 
 
 def _resume_or_start(ckpt: Path | None, fingerprint: str, spec: ArchitectureSpec,
@@ -465,8 +466,7 @@ def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLi
                                                     neuron_ids, init_weights,
                                                     arrays.val_y.shape[1])
     keys = [neuron_key(neuron_seed(cfg, site, stage.model, n, "dropout")) for n in neuron_ids]
-    runner, how = _make_runner(spec, stage, cfg, arrays, hw.device, hw.strategy, hw.precision,
-                               len(neuron_ids))
+    runner, how = _make_runner(spec, stage, cfg, arrays, hw, len(neuron_ids))
     log.info("training %s (%s) on %s: %d neurons, %d fit / %d selection / %d validation "
              "images, strategy %s, device %s", stage.model, spec.name, site, len(neuron_ids),
              len(arrays.fit_x), arrays.sel_y.shape[1], arrays.val_y.shape[1], how, hw.device)
