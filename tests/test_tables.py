@@ -168,3 +168,151 @@ def test_models_table_has_both_deltas(spec):
     df = build_table(spec).set_index("key")
     assert {"A_delta_pct", "A_delta_pct_neuron"} <= set(df.columns)
     assert df.loc["base", "A_delta_pct_neuron"] == 0.0
+
+
+# -- the tables in the paper's layout (HTML for the report) ---------------------------------
+
+class _Grid:
+    """Rows of an HTML table as [(tag, text, attrs)], from the stdlib parser."""
+
+    def __init__(self, text: str) -> None:
+        from html.parser import HTMLParser
+
+        grid = self
+        self.rows: list[list[tuple[str, str, dict]]] = []
+        self.notes: list[str] = []
+        self.text = ""
+        self.raw = text
+
+        class P(HTMLParser):
+            cell = None
+            in_note = False
+
+            def handle_starttag(self, tag, attrs):
+                if tag == "tr":
+                    grid.rows.append([])
+                elif tag in ("td", "th"):
+                    self.cell = [tag, "", dict(attrs)]
+                elif tag == "li":
+                    self.in_note = True
+                    grid.notes.append("")
+
+            def handle_endtag(self, tag):
+                if tag in ("td", "th") and self.cell is not None:
+                    grid.rows[-1].append(tuple(self.cell))
+                    self.cell = None
+                elif tag == "li":
+                    self.in_note = False
+
+            def handle_data(self, data):
+                grid.text += data
+                if self.cell is not None:
+                    self.cell[1] += data
+                if self.in_note:
+                    grid.notes[-1] += data
+
+        P(convert_charrefs=True).feed(text)
+
+
+@pytest.fixture
+def html_spec(spec, tmp_path):
+    """The models-table spec with PT values the tables can show (k = 10 top images)."""
+    for models in spec["metrics"].values():
+        for fractions in models.values():
+            for path in fractions.values():
+                df = pd.read_csv(path)
+                df["pt_k"] = 10
+                df["pt_j"], df["pt_s"] = [0.1, 0.0, 0.2], [0.3, 0.1, 0.2]
+                df.to_csv(path, index=False)
+    return spec
+
+
+def _html_of(spec, tmp_path, name="t.html"):
+    out = tmp_path / name
+    assert main(["table", "--spec", json.dumps(spec), "--out", str(tmp_path / "t.csv"),
+                 "--html", str(out)]) == 0
+    return _Grid(out.read_text()), build_table(spec)
+
+
+def test_html_table_has_the_sites_as_column_groups(html_spec, tmp_path):
+    g, df = _html_of(html_spec, tmp_path)
+    groups, columns = g.rows[0], g.rows[1]
+    assert [c[1] for c in groups] == ["Model", "A", "B"]  # n differs by row: an n column
+    assert [c[2].get("colspan") for c in groups[1:]] == ["6", "6"]
+    per_group = ["CORR. ± SEM", "Δ ff-CNN (%)", "Δ per neuron (%)", "PT_J (%)", "PT_S (%)", "n"]
+    assert [c[1] for c in columns] == [h.replace("_J", "J").replace("_S", "S")
+                                       for h in per_group] * 2
+    body = {r[0][1]: [c[1] for c in r[1:]] for r in g.rows[2:]}
+    sa = df.set_index("key").loc["sa"]
+    assert body["ff+sa"][:6] == [f"{sa['A_corr']:.3f} ± {sa['A_corr_sem']:.3f}", "+10.0 %",
+                                 f"{sa['A_delta_pct_neuron']:+.1f} %", f"{sa['A_pt_j']:.3f}",
+                                 f"{sa['A_pt_s']:.3f}", "2"]
+    assert body["ff-CNN"][1] == "0.0 %"  # the baseline against itself
+    # the highest CORR. of each column is bold, as in the paper (ff+sa on A, B)
+    assert g.raw.count("<b>") == 2
+    assert f"<b>{sa['A_corr']:.3f} &plusmn; {sa['A_corr_sem']:.3f}</b>" in g.raw
+    assert "nan" not in g.text.lower().split()
+
+
+def test_html_table_shows_a_uniform_n_in_the_heading(html_spec, tmp_path):
+    spec = dict(html_spec, models=["base"], sites=["A"])
+    out = tmp_path / "one.html"
+    write_table(spec, tmp_path / "one.csv", html=out)
+    text = out.read_text()
+    assert "A (n = 3 neurons)" in text and "<b>0.500 &plusmn; 0.058</b>" in text
+
+
+def test_html_empty_pt_cells_say_why(html_spec, tmp_path):
+    """A PT no prediction reached reads n/a with the table's pt_note as its numbered note,
+    not 'nan'; the other site's PT of the same row keeps its value."""
+    spec = html_spec
+    metrics = spec["metrics"]
+    metrics["B"]["sa"]["f100"] = metrics_csv(tmp_path / "zero.csv", [0.5, 0.6, 0.7],
+                                             pt_j=0.0, pt_s=0.0, site="B", model="sa")
+    g, df = _html_of(spec, tmp_path)
+    sa = next(r for r in g.rows[2:] if r[0][1] == "ff+sa")
+    cells = [c[1] for c in sa[1:]]
+    assert cells[3] == f"{df.set_index('key').loc['sa', 'A_pt_j']:.3f}"  # site A has PT
+    assert cells[6 + 3] == cells[6 + 4] == "n/a1"  # site B: PT_J, PT_S empty, note 1
+    note = df.set_index("key").loc["sa", "pt_note"]
+    assert note.startswith("B: PT_J and PT_S left empty")
+    assert g.notes == [note.removeprefix("B: ")]
+    assert "nan" not in g.text.lower().split()
+
+
+def test_html_fraction_table_groups_each_fraction_of_a_site(spec, tmp_path):
+    g, _ = _html_of(dict(spec, table="table3", sites=["A"], fractions=["f25", "f100"]),
+                    tmp_path)
+    assert [c[1] for c in g.rows[0]] == ["Model", "25 % of A", "100 % of A"]
+    assert "Table 3" in g.text
+
+
+def test_html_appendix_table_names_each_rows_reference(spec, tmp_path):
+    spec = dict(spec, table="tableA", rows=[{"section": "A.1", "model": "sa", "versus": "base"}])
+    g, _ = _html_of(spec, tmp_path)
+    assert [c[1] for c in g.rows[0]][:3] == ["Section", "Model", "vs."]
+    assert g.rows[1][1][1] == "Δ vs. (%)"
+    assert [c[1] for c in g.rows[2]][:5] == ["A.1", "ff+sa", "ff-CNN", "0.550 ± 0.050",
+                                             "+10.0 %"]
+
+
+def test_html_note_segments_split_at_the_group_prefixes_only():
+    from sacnn.table_html import note_segments
+
+    note = "A: x; y (a; b); A_f25: z"
+    assert note_segments(note, ["A", "A_f25"]) == {"A": "x; y (a; b)", "A_f25": "z"}
+    assert note_segments("", ["A"]) == {}
+
+
+def test_html_parameters_table_explains_missing_paper_counts(tmp_path):
+    from sacnn.models import NAMED_ARCHITECTURES
+
+    narrow = NAMED_ARCHITECTURES["ff-CNN"].to_dict() | {"channels": 8}
+    out = tmp_path / "p.html"
+    assert main(["parameters", "--spec", json.dumps({"ff-CNN": narrow, "mine": narrow}),
+                 "--out", str(tmp_path / "p.csv"), "--html", str(out)]) == 0
+    g = _Grid(out.read_text())
+    rows = {r[0][1]: [c[1] for c in r] for r in g.rows[1:]}
+    assert rows["ff-CNN"][-2] == "32"
+    assert rows["mine"][-2] == rows["mine"][-1] == "n/a1"
+    assert g.notes and "not one of the paper's named architectures" in g.notes[0]

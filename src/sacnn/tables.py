@@ -2,7 +2,9 @@
 
 ``python -m sacnn.tables table --spec '<json>' --out results/table1.csv --meta results/table1.json``
 and ``python -m sacnn.tables parameters --spec '<json>' --out results/tables/parameters.csv``
-(the workflow's ``table`` and ``parameter_table`` rules build the specs from config).
+(the workflow's ``table`` and ``parameter_table`` rules build the specs from config); with
+``--html results/tables/<table>.html`` each also writes the table laid out as the paper prints
+it (``sacnn.table_html``), which the Snakemake report shows.
 
 Every table has one row per model, labelled with the paper's name (``model``) and the
 config key (``key``), and for each site (and, in Table 3, each data fraction) the columns
@@ -232,13 +234,18 @@ def sidecar(spec: Mapping[str, Any], df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def write_table(spec: Mapping[str, Any], out: str | Path, meta: str | Path | None = None
-                ) -> pd.DataFrame:
-    """Build the table, write it as CSV (and the JSON sidecar); returns the unrounded table."""
+def write_table(spec: Mapping[str, Any], out: str | Path, meta: str | Path | None = None,
+                html: str | Path | None = None) -> pd.DataFrame:
+    """Build the table, write it as CSV (and the JSON sidecar, and the paper-layout HTML
+    page); returns the unrounded table."""
     df = build_table(spec)
     write_csv(rounded(df), out)
     if meta is not None:
         write_json(sidecar(spec, df), meta)
+    if html is not None:
+        from sacnn.table_html import render_table, write_html
+
+        write_html(render_table(df, spec), html)
     return df
 
 
@@ -270,16 +277,22 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.tables") ->
                    "fraction(s), labels, metrics {site: {model: {fraction: path}}}, provenance")
     t.add_argument("--out", required=True, type=Path)
     t.add_argument("--meta", type=Path, help="JSON sidecar (config, seeds, code, inputs)")
+    t.add_argument("--html", type=Path, help="the table in the paper's layout (HTML page)")
     q = sub.add_parser("parameters", help="parameter counts of the architectures used")
     q.add_argument("--spec", required=True, help="JSON: {name: architecture spec dict}")
     q.add_argument("--out", required=True, type=Path)
+    q.add_argument("--html", type=Path, help="the table as an HTML page")
     args = p.parse_args(argv)
     spec = json.loads(args.spec)
     if args.command == "table":
-        df = write_table(spec, args.out, args.meta)
+        df = write_table(spec, args.out, args.meta, args.html)
     else:
         df = parameters_table(spec)
         write_csv(df, args.out)
+        if args.html is not None:
+            from sacnn.table_html import render_parameters, write_html
+
+            write_html(render_parameters(df), args.html)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print(rounded(df) if args.command == "table" else df)
     return 0
