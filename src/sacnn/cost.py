@@ -32,6 +32,7 @@ from sacnn.data.raw import site_shape
 from sacnn.data.validate import DataValidationError
 from sacnn.models import get_architecture
 from sacnn.models.cost import training_flops
+from sacnn.plan import site_file_stem
 from sacnn.simulate.config import SiteConfig
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -81,7 +82,7 @@ def site_size(config: Mapping[str, Any], site: str,
     if "simulate" in cfg:
         sim = SiteConfig.from_dict(cfg["simulate"], where=f"sites.{site}.simulate")
         return SiteSize(sim.n_neurons, sim.n_train, sim.n_val)
-    folder, files = Path(cfg["raw"]), cfg.get("files", site.lower())
+    folder, files = Path(cfg["raw"]), site_file_stem(cfg, site)
     hint = f"give the site's size with --site {site}=NEURONS:TRAIN_IMAGES[:VAL_IMAGES]"
     if not (folder / f"trainRsp_{files}.npy").exists() and not (folder / f"{files}.nc").exists():
         raise CostError(f"sites.{site}: {folder / f'trainRsp_{files}.npy'} not found; {hint}")

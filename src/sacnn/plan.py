@@ -100,6 +100,14 @@ def metrics_file(site: str, model: str, fraction: str) -> str:
     return f"{model_dir(site, model, fraction)}/metrics.csv"
 
 
+def site_file_stem(site_config: Mapping[str, Any], site: str) -> str:
+    """A site's name inside its raw file names: ``file_stem``, else the site key in lower
+    case; a simulated site's files carry the key itself."""
+    if "simulate" in site_config:
+        return site
+    return site_config.get("file_stem", site.lower())
+
+
 def flatten_paths(obj: Any) -> list[str]:
     """Every string in a nest of dicts and lists (the files a JSON hand-off names)."""
     if isinstance(obj, Mapping):
@@ -144,10 +152,8 @@ class WorkflowPlan:
         return [s for s in self.sites if self.is_simulated(s)]
 
     def site_files(self, site: str) -> str:
-        """The site's name inside its raw file names (train_img_<files>.npy)."""
-        if self.is_simulated(site):
-            return site
-        return self.sites[site].get("files", site.lower())
+        """The site's name inside its raw file names (train_img_<file_stem>.npy)."""
+        return site_file_stem(self.sites[site], site)
 
     def site_raw_dir(self, site: str) -> str:
         return f"resources/{site}" if self.is_simulated(site) else self.sites[site]["raw"]
