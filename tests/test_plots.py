@@ -276,3 +276,26 @@ def test_figure_setting_enums_are_the_codes_lists():
     # no schema default: the code's default applies and a run's params stay as they were
     assert "default" not in figs["fig7"]["properties"]["bias"]
     assert "default" not in figs["fig9"]["properties"]["statistic"]
+
+
+def test_figure_settings_in_the_config_reach_the_plotting_code():
+    """figures.fig7.bias / figures.fig9.statistic pass the schema, travel in the figure's
+    params_json (sacnn.plan) and are what the plotting code reads; without them the code's
+    default applies."""
+    import jsonschema
+    import yaml
+
+    from sacnn import cost, experiment, plan
+    from sacnn.plots.fig7 import bias_mode
+
+    schema_path = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+    config = cost.load_config(ROOT / "tests" / "workflow" / "config.yaml", schema_path)
+    notebooks = {f: f"{f}.ipynb" for f in experiment.FIGURE_NAMES}
+    params = plan.WorkflowPlan(config, notebooks).figure_params("fig7")
+    assert "bias" not in params and bias_mode(params) == "separate"
+    config["figures"]["fig7"]["bias"] = "surround"
+    config["figures"]["fig9"]["statistic"] = "mean"
+    jsonschema.validate(config, yaml.safe_load(schema_path.read_text()))
+    p = plan.WorkflowPlan(config, notebooks)
+    assert bias_mode(json.loads(json.dumps(p.figure_params("fig7")))) == "surround"
+    assert p.figure_params("fig9")["statistic"] == "mean"
