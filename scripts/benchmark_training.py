@@ -35,7 +35,7 @@ from torch import nn
 from sacnn.models import build_network, get_architecture
 from sacnn.models.cost import training_flops
 from sacnn.models.dropout import neuron_key
-from sacnn.training import StageSpec, TrainConfig, initial_state
+from sacnn.training import ModelSpec, TrainConfig, initial_state
 from sacnn.training.runners import (
     InProcessRunner,
     ModelSetup,
@@ -103,7 +103,7 @@ class TrainerBench:
                  batch: int, device, workers: int, precision: str, conv: str,
                  stacked: bool, first_layer: str = "cudnn") -> None:
         cfg = TrainConfig(batch_size=batch)
-        stage = StageSpec("bench", spec.name)
+        stage = ModelSpec("bench", spec.name)
         self.state = ChunkState.from_neurons(
             [initial_state(spec, stage, cfg, "bench", i, None) for i in range(n)])
         setup = ModelSetup(spec, (), "eval", 1e-3, batch, 500, "float32",

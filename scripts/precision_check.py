@@ -28,7 +28,7 @@ import numpy as np
 from sacnn.data import TrainingArrays
 from sacnn.metrics import pearson
 from sacnn.models import get_architecture
-from sacnn.training import StageSpec, TrainConfig, train_chunk
+from sacnn.training import ModelSpec, TrainConfig, train_chunk
 
 #: What the .npz holds: the arrays training reads (trials, image ids: not needed here).
 NPZ_FIELDS = ("fit_images", "fit_responses", "holdout_images", "holdout_responses",
@@ -63,7 +63,7 @@ def final_corr(result, arrays: TrainingArrays) -> np.ndarray:
 
 def run(spec, arrays: TrainingArrays, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, float]:
     t = time.perf_counter()
-    res = train_chunk(spec, StageSpec("check", spec.name), arrays, cfg, site="check")
+    res = train_chunk(spec, ModelSpec("check", spec.name), arrays, cfg, site="check")
     return final_corr(res, arrays), res.best_epoch, time.perf_counter() - t
 
 

@@ -17,7 +17,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from sacnn.models import get_architecture
 from sacnn.models.dropout import neuron_key
-from sacnn.training import StageSpec, TrainConfig, initial_state
+from sacnn.training import ModelSpec, TrainConfig, initial_state
 from sacnn.training.runners import ModelSetup, StackedRunner
 from sacnn.training.state import ChunkState
 from sacnn.training.trainer import GPU_PRECISION
@@ -40,7 +40,7 @@ def main() -> None:
     precision = args.precision or (GPU_PRECISION if device.type == "cuda" else "exact")
     spec = get_architecture(args.architecture)
     cfg = TrainConfig(batch_size=args.batch)
-    state = ChunkState.from_neurons([initial_state(spec, StageSpec("p", spec.name), cfg, "p", i,
+    state = ChunkState.from_neurons([initial_state(spec, ModelSpec("p", spec.name), cfg, "p", i,
                                                    None) for i in range(args.neurons)])
     gen = torch.Generator().manual_seed(0)
     images = args.batch * args.steps

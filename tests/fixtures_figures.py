@@ -16,7 +16,7 @@ from sacnn.metrics import n_top, peak_tuning_joint, peak_tuning_separate, pearso
 from sacnn.models import spec_from_dict
 from sacnn.simulate import write_site
 from sacnn.training import (
-    StageSpec,
+    ModelSpec,
     TrainConfig,
     predictions_dataset,
     save_weights,
@@ -78,7 +78,7 @@ def build(root: Path) -> dict[str, Any]:
         for slug in ("predictions", "metrics", "weights"):
             inputs[slug][site] = {}
         for model, (_, label, stage_cfg) in MODELS.items():
-            stage = StageSpec.from_dict(model, {"architecture": specs[model].name, "label": label,
+            stage = ModelSpec.from_dict(model, {"architecture": specs[model].name, "label": label,
                                                 **stage_cfg})
             mdir = root / site / "models" / model / "f100"
             chunk_preds, weights = [], []

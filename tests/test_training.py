@@ -21,7 +21,7 @@ from sacnn.models.dropout import dropout_masks
 from sacnn.models.stacked import StackedNetwork
 from sacnn.training import (
     CheckpointError,
-    StageSpec,
+    ModelSpec,
     TrainConfig,
     TrainingConfigError,
     initial_state,
@@ -94,7 +94,7 @@ def test_stacked_outputs_gradients_and_first_step_match_the_reference_loop(chunk
     """float64: N stacked models == one nn.Module per neuron, to 1e-9, for every readout."""
     spec = TINY[spec_key]
     c = cfg(dtype="float64", strategy="reference")
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     states = [initial_state(spec, stage, c, "s", n, None) for n in chunk]
     setup = ModelSetup(spec, (), "eval", 1e-3, 8, 50, "float64", False)
     data = make_arrays()
@@ -151,7 +151,7 @@ def test_every_form_of_the_stacked_network_agrees_with_the_reference(conv, first
                                                                     training):
     spec = TINY["ff"]
     c = cfg(dtype="float64")
-    states = [initial_state(spec, StageSpec("m", spec.name), c, "s", n, None) for n in range(3)]
+    states = [initial_state(spec, ModelSpec("m", spec.name), c, "s", n, None) for n in range(3)]
     model = {k: v.clone() for k, v in ChunkState.from_neurons(states).model.items()}
     params = {k: v.requires_grad_(True) for k, v in model.items() if v.is_floating_point()
               and "running" not in k}
@@ -176,7 +176,7 @@ def test_every_form_of_the_stacked_network_agrees_with_the_reference(conv, first
 @pytest.mark.parametrize("strategy", ["per_model", "stacked"])
 def test_every_strategy_matches_the_reference_after_two_epochs(strategy):
     spec, data = TINY["ff"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     ref = train_chunk(spec, stage, data, cfg(dtype="float64", strategy="reference"), site="s")
     got = train_chunk(spec, stage, data, cfg(dtype="float64", strategy=strategy), site="s")
     np.testing.assert_allclose(got.val_predictions, ref.val_predictions, atol=1e-9, rtol=0)
@@ -188,7 +188,7 @@ def test_every_strategy_matches_the_reference_after_two_epochs(strategy):
 
 def test_a_neurons_result_does_not_depend_on_its_chunk_bitwise():
     spec, data = TINY["ff"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     whole = train_chunk(spec, stage, data, cfg(), site="s")
     alone = train_chunk(spec, stage, data.subset([1]), cfg(), site="s")
     pair = train_chunk(spec, stage, data.subset([2, 1]), cfg(), site="s")
@@ -199,7 +199,7 @@ def test_a_neurons_result_does_not_depend_on_its_chunk_bitwise():
 
 def test_worker_processes_give_the_same_bits_as_one_process():
     spec, data = TINY["ff"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     one = train_chunk(spec, stage, data, cfg(workers=1), site="s")
     two = train_chunk(spec, stage, data, cfg(workers=2), site="s")
     assert np.array_equal(one.val_predictions, two.val_predictions)
@@ -210,7 +210,7 @@ def test_worker_processes_give_the_same_bits_as_one_process():
 
 def test_same_config_same_numbers_and_the_seed_matters():
     spec, data = TINY["ff"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     a = train_chunk(spec, stage, data, cfg(seed=1), site="s")
     b = train_chunk(spec, stage, data, cfg(seed=1), site="s")
     c = train_chunk(spec, stage, data, cfg(seed=2), site="s")
@@ -220,7 +220,7 @@ def test_same_config_same_numbers_and_the_seed_matters():
                                                                              c.init_seeds)
     # Neurons get different seeds; the site and model enter the seed as well.
     assert len(set(a.init_seeds.tolist())) == len(a.init_seeds)
-    d = train_chunk(spec, StageSpec("other", spec.name), data, cfg(seed=1), site="s")
+    d = train_chunk(spec, ModelSpec("other", spec.name), data, cfg(seed=1), site="s")
     assert not np.array_equal(a.init_seeds, d.init_seeds)
 
 
@@ -228,7 +228,7 @@ def test_same_config_same_numbers_and_the_seed_matters():
 
 def test_best_epoch_is_the_one_with_the_highest_selection_correlation():
     spec, data = TINY["ff"], make_arrays()
-    res = train_chunk(spec, StageSpec("m", spec.name), data, cfg(epochs=4), site="s")
+    res = train_chunk(spec, ModelSpec("m", spec.name), data, cfg(epochs=4), site="s")
     hist = res.history["selection_corr"]
     np.testing.assert_array_equal(res.best_epoch, np.nanargmax(hist, axis=1))
     np.testing.assert_allclose(res.best_score, np.nanmax(hist, axis=1))
@@ -236,7 +236,7 @@ def test_best_epoch_is_the_one_with_the_highest_selection_correlation():
 
 def test_selection_on_the_validation_set_uses_validation_correlations():
     spec, data = TINY["ff"], make_arrays()
-    res = train_chunk(spec, StageSpec("m", spec.name), data,
+    res = train_chunk(spec, ModelSpec("m", spec.name), data,
                       cfg(epochs=3, selection="validation"), site="s")
     np.testing.assert_array_equal(res.history["selection_corr"], res.history["val_corr"])
     np.testing.assert_array_equal(res.best_epoch, np.nanargmax(res.history["val_corr"], axis=1))
@@ -251,17 +251,17 @@ def test_selection_on_the_validation_set_fits_on_every_training_image():
                     data.holdout_images[:0], data.holdout_responses[:, :0], data.val_images,
                     data.val_responses, data.neuron_ids)
     c = cfg(epochs=2, selection="validation")
-    a = train_chunk(spec, StageSpec("m", spec.name), data, c, site="s")
-    b = train_chunk(spec, StageSpec("m", spec.name), merged, c, site="s")
+    a = train_chunk(spec, ModelSpec("m", spec.name), data, c, site="s")
+    b = train_chunk(spec, ModelSpec("m", spec.name), merged, c, site="s")
     np.testing.assert_array_equal(a.val_predictions, b.val_predictions)
-    h = train_chunk(spec, StageSpec("m", spec.name), data, cfg(epochs=2), site="s")
+    h = train_chunk(spec, ModelSpec("m", spec.name), data, cfg(epochs=2), site="s")
     assert not np.array_equal(a.history["train_loss"], h.history["train_loss"])
 
 
 def test_holdout_selection_without_holdout_images_is_refused():
     spec, data = TINY["ff"], make_arrays(n_hold=0)
     with pytest.raises(TrainingConfigError, match="held-out"):
-        train_chunk(spec, StageSpec("m", spec.name), data, cfg(), site="s")
+        train_chunk(spec, ModelSpec("m", spec.name), data, cfg(), site="s")
 
 
 # -- incremental learning -----------------------------------------------------------------
@@ -269,19 +269,19 @@ def test_holdout_selection_without_holdout_images_is_refused():
 def test_fc1_combination_starts_at_identity_or_at_random_as_released():
     spec = TINY["fc1"]
     c = cfg()
-    ident = initial_state(spec, StageSpec("m", spec.name), c, "s", 1, None)
+    ident = initial_state(spec, ModelSpec("m", spec.name), c, "s", 1, None)
     w = ident.model["readout.combine.weight"]
     assert w.tolist() == [[1.0, 0.0]] and float(ident.model["readout.combine.bias"]) == 0.0
-    rnd = StageSpec("m", spec.name, combine_init="random")
+    rnd = ModelSpec("m", spec.name, combine_init="random")
     a = initial_state(spec, rnd, c, "s", 1, None).model["readout.combine.weight"]
     b = initial_state(spec, rnd, c, "s", 2, None).model["readout.combine.weight"]
     assert a.tolist() != [[1.0, 0.0]] and not torch.equal(a, b)  # per neuron
     assert torch.equal(a, initial_state(spec, rnd, c, "s", 1, None).model[
         "readout.combine.weight"])  # seeded
     with pytest.raises(TrainingConfigError, match="needs a decomposed"):
-        initial_state(TINY["ff"], StageSpec("m", "x", combine_init="random"), c, "s", 1, None)
+        initial_state(TINY["ff"], ModelSpec("m", "x", combine_init="random"), c, "s", 1, None)
     with pytest.raises(TrainingConfigError, match="combine_init 'zeros'"):
-        StageSpec.from_dict("m", {"architecture": "x", "combine_init": "zeros"})
+        ModelSpec.from_dict("m", {"architecture": "x", "combine_init": "zeros"})
 
 
 def _train_and_save(tmp_path, spec_key, stage, data, init=None, **kw):
@@ -295,15 +295,15 @@ def _train_and_save(tmp_path, spec_key, stage, data, init=None, **kw):
 
 def test_incremental_chain_freezes_what_the_paper_freezes(tmp_path):
     data = make_arrays()
-    rf, rf_path = _train_and_save(tmp_path, "rf", StageSpec("rf", "tiny rf"), data)
-    incr = StageSpec("rfsa_incr", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
+    rf, rf_path = _train_and_save(tmp_path, "rf", ModelSpec("rf", "tiny rf"), data)
+    incr = ModelSpec("rfsa_incr", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
                      freeze=("alpha",))
     rfsa, rfsa_path = _train_and_save(tmp_path, "rfsa", incr, data, rf_path)
-    fc2 = StageSpec("fc2", "tiny ff+sa*", init_from="rfsa_incr",
+    fc2 = ModelSpec("fc2", "tiny ff+sa*", init_from="rfsa_incr",
                     load=(("alpha", "alpha"), ("attention", "attention"), ("beta", "beta")),
                     freeze=("alpha", "attention", "beta"))
     ffsa2, _ = _train_and_save(tmp_path, "ffsa", fc2, data, rfsa_path)
-    fc1 = StageSpec("fc1", "tiny ff+sa* FC1", init_from="rfsa_incr",
+    fc1 = ModelSpec("fc1", "tiny ff+sa* FC1", init_from="rfsa_incr",
                     load=(("alpha", "alpha"), ("attention", "attention"), ("beta", "beta"),
                           ("readout.linear", "readout.centre")),
                     freeze=("alpha", "attention", "beta", "readout.centre"))
@@ -328,8 +328,8 @@ def test_incremental_chain_freezes_what_the_paper_freezes(tmp_path):
 
 def test_frozen_blocks_in_train_mode_update_batch_norm_statistics(tmp_path):
     data = make_arrays()
-    rf, rf_path = _train_and_save(tmp_path, "rf", StageSpec("rf", "tiny rf"), data)
-    incr = StageSpec("rfsa_incr", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
+    rf, rf_path = _train_and_save(tmp_path, "rf", ModelSpec("rf", "tiny rf"), data)
+    incr = ModelSpec("rfsa_incr", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
                      freeze=("alpha",))
     faithful, _ = _train_and_save(tmp_path, "rfsa", incr, data, rf_path, frozen_mode="train")
     state, ref = faithful.best_states[0], rf.best_states[0]
@@ -339,29 +339,29 @@ def test_frozen_blocks_in_train_mode_update_batch_norm_statistics(tmp_path):
 
 def test_incremental_errors_name_the_problem(tmp_path):
     data = make_arrays()
-    _, rf_path = _train_and_save(tmp_path, "rf", StageSpec("rf", "tiny rf"), data)
-    incr = StageSpec("x", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
+    _, rf_path = _train_and_save(tmp_path, "rf", ModelSpec("rf", "tiny rf"), data)
+    incr = ModelSpec("x", "tiny rf+sa*", init_from="rf", load=(("alpha", "alpha"),),
                      freeze=("alpha",))
     with pytest.raises(TrainingConfigError, match="pass its weights file"):
         train_chunk(TINY["rfsa"], incr, data, cfg(), site="s")
     with pytest.raises(CheckpointError, match="lacks neurons"):
         train_chunk(TINY["rfsa"], incr, make_arrays(n_neurons=5), cfg(), site="s",
                     init_weights=rf_path)
-    bad = StageSpec("x", "tiny rf+sa*", init_from="rf", load=(("attention", "attention"),))
+    bad = ModelSpec("x", "tiny rf+sa*", init_from="rf", load=(("attention", "attention"),))
     with pytest.raises(CheckpointError, match="no module 'attention'"):
         train_chunk(TINY["rfsa"], bad, data, cfg(), site="s", init_weights=rf_path)
     wide = spec_from_dict("wide", {"base": "rf+sa-CNN*", "channels": 6, "attention_dim": 2})
     with pytest.raises(CheckpointError, match="has shape"):
         train_chunk(wide, incr, data, cfg(), site="s", init_weights=rf_path)
     with pytest.raises(TrainingConfigError, match="needs 'init_from'"):
-        StageSpec("x", "rf-CNN", load=(("alpha", "alpha"),))
+        ModelSpec("x", "rf-CNN", load=(("alpha", "alpha"),))
 
 
 # -- checkpoints and resume ---------------------------------------------------------------
 
 def test_resume_after_a_stop_gives_the_uninterrupted_numbers(tmp_path):
     spec, data = TINY["ff"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     full = train_chunk(spec, stage, data, cfg(epochs=3), site="s")
     ckpt = tmp_path / "ck.pt"
     with pytest.raises(InterruptedError):
@@ -384,14 +384,14 @@ def test_resume_after_sigkill(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import numpy as np, types
         from sacnn.models import spec_from_dict
-        from sacnn.training import StageSpec, TrainConfig, train_chunk
+        from sacnn.training import ModelSpec, TrainConfig, train_chunk
         d = np.load({str(tmp_path / 'data.npz')!r}, allow_pickle=False)
         data = types.SimpleNamespace(**{{k: d[k] for k in d.files}})
         spec = spec_from_dict("tiny ff+sa", {{"base": "ff+sa-CNN", "channels": 4,
                                               "attention_dim": 2}})
         cfg = TrainConfig(epochs=40, batch_size=12, strategy="per_model", workers=1,
                           eval_batch_size=50)
-        r = train_chunk(spec, StageSpec("m", spec.name), data, cfg, site="s",
+        r = train_chunk(spec, ModelSpec("m", spec.name), data, cfg, site="s",
                         checkpoint={str(ckpt)!r})
         np.save({str(out)!r}, r.val_predictions)
     """))
@@ -407,15 +407,15 @@ def test_resume_after_sigkill(tmp_path):
     assert 1 <= killed_at < 40
     c = TrainConfig(epochs=40, batch_size=12, strategy="per_model", workers=1,
                     eval_batch_size=50)
-    resumed = train_chunk(spec, StageSpec("m", spec.name), data, c, site="s", checkpoint=ckpt)
-    full = train_chunk(spec, StageSpec("m", spec.name), data, c, site="s")
+    resumed = train_chunk(spec, ModelSpec("m", spec.name), data, c, site="s", checkpoint=ckpt)
+    full = train_chunk(spec, ModelSpec("m", spec.name), data, c, site="s")
     assert np.array_equal(full.val_predictions, resumed.val_predictions)
 
 
 def test_an_unusable_checkpoint_is_set_aside_and_training_starts_over(tmp_path, caplog):
     """Corrupt, foreign or other-settings checkpoints must not make every retry fail."""
     spec, data = TINY["ff"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     ckpt = tmp_path / "ck.pt"
     fresh = train_chunk(spec, stage, data, cfg(epochs=3), site="s")
     other = cfg(epochs=3, learning_rate=0.01)
@@ -465,7 +465,7 @@ def test_checkpoints_are_never_unpickled(tmp_path):
 
 def test_outputs_are_labelled_and_record_provenance(tmp_path):
     spec, data = TINY["ff"], make_arrays()
-    stage = StageSpec("m", spec.name, label="ff+sa-CNN")
+    stage = ModelSpec("m", spec.name, label="ff+sa-CNN")
     c = cfg()
     res = train_chunk(spec, stage, data, c, site="s")
     save_weights(res, spec, stage, c, "s", tmp_path / "w.pt")
@@ -506,7 +506,7 @@ def test_training_config_errors_name_the_field():
     with pytest.raises(TrainingConfigError, match="CUDA is not available"):
         if torch.cuda.is_available():
             pytest.skip("a GPU is present")
-        train_chunk(TINY["ff"], StageSpec("m", "x"), make_arrays(), cfg(device="cuda"),
+        train_chunk(TINY["ff"], ModelSpec("m", "x"), make_arrays(), cfg(device="cuda"),
                     site="s")
     assert TrainConfig.from_dict({"epochs": 3}).epochs == 3
     assert DTYPES["float64"] is torch.float64
@@ -514,7 +514,7 @@ def test_training_config_errors_name_the_field():
 
 def test_train_one_epoch_counts_steps_and_updates_only_trainable_parameters():
     spec = TINY["rfsa"]
-    stage = StageSpec("m", spec.name, freeze=("alpha",))
+    stage = ModelSpec("m", spec.name, freeze=("alpha",))
     c = cfg()
     state = initial_state(spec, stage, c, "s", 1, None)
     setup = ModelSetup(spec, ("alpha",), "eval", 1e-3, 12, 50, "float32", False)
@@ -532,7 +532,7 @@ def test_train_one_epoch_counts_steps_and_updates_only_trainable_parameters():
 
 def test_stacked_float64_result_of_a_neuron_does_not_depend_on_its_chunk():
     spec, data = TINY["rfsa"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     c = cfg(dtype="float64", strategy="stacked")
     whole = train_chunk(spec, stage, data, c, site="s")
     alone = train_chunk(spec, stage, data.subset([1]), c, site="s")
@@ -546,7 +546,7 @@ def test_bf16_convolutions_stay_close_to_exact_on_the_cpu():
     """The bf16 mode only rounds the per-model convolution operands (a CPU check of the
     plumbing; the GPU measurement against float64 is in docs/performance.md)."""
     spec, data = TINY["ff"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     exact = train_chunk(spec, stage, data, cfg(strategy="stacked", epochs=1), site="s")
     bf16 = train_chunk(spec, stage, data, cfg(strategy="stacked", epochs=1, precision="bf16"),
                        site="s")
@@ -637,7 +637,7 @@ def test_weights_round_trip_through_their_module(tmp_path):
         assert getattr(sacnn.training, name) is getattr(W, name)
     assert sacnn.analysis.load_networks is W.load_networks
     spec, data = TINY["rf"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     c = cfg()
     res = train_chunk(spec, stage, data, c, site="s")
     W.save_weights(res, spec, stage, c, "s", tmp_path / "w.pt")
@@ -659,7 +659,7 @@ def test_weights_round_trip_through_their_module(tmp_path):
 
 def test_predictions_without_known_units_say_so():
     spec, data = TINY["rf"], make_arrays()
-    stage = StageSpec("m", spec.name)
+    stage = ModelSpec("m", spec.name)
     res = train_chunk(spec, stage, data, cfg(), site="s")
     ds = predictions_dataset(res, spec, stage, cfg(), "s", np.arange(16), data.val_responses)
     for name in ("prediction", "response"):

@@ -27,7 +27,7 @@ from sacnn.data.validate import DataValidationError
 from sacnn.models.specs import get_architecture
 from sacnn.provenance import code_digest
 from sacnn.simulate.config import SiteConfig
-from sacnn.training.config import StageSpec
+from sacnn.training.config import ModelSpec
 
 
 class WorkflowConfigError(ValueError):
@@ -221,8 +221,8 @@ class WorkflowPlan:
     def model_label(self, model: str) -> str:
         return self.models[model].get("label") or model
 
-    def model_stage(self, model: str) -> StageSpec:
-        return StageSpec.from_dict(model, self.models[model])
+    def model_stage(self, model: str) -> ModelSpec:
+        return ModelSpec.from_dict(model, self.models[model])
 
     def model_architecture(self, model: str) -> dict[str, Any]:
         """The effective architecture spec (config overrides first) as a plain dict."""

@@ -20,7 +20,7 @@ import yaml
 from sacnn.data import DataValidationError, open_dataset, training_arrays
 from sacnn.fileio import write_netcdf
 from sacnn.models import SpecError, get_architecture
-from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
+from sacnn.training.config import ModelSpec, TrainConfig, TrainingConfigError
 from sacnn.training.outputs import predictions_dataset
 from sacnn.training.runners import tune_glibc_malloc
 from sacnn.training.state import CheckpointError
@@ -37,11 +37,11 @@ def load_config(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def stage_from_config(config: dict[str, Any], model: str) -> StageSpec:
+def stage_from_config(config: dict[str, Any], model: str) -> ModelSpec:
     models = config.get("models") or {}
     if model not in models:
         raise TrainingConfigError(f"models: no model {model!r}; known: {sorted(models)}")
-    return StageSpec.from_dict(model, models[model])
+    return ModelSpec.from_dict(model, models[model])
 
 
 def chunk_slice(chunk: int, chunk_size: int, n_neurons: int) -> slice:

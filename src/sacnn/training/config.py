@@ -85,7 +85,7 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class StageSpec:
+class ModelSpec:
     """One trained model of the experiment: an architecture plus what it inherits.
 
     ``init_from`` names the earlier stage whose per-neuron weights initialise this one;
@@ -115,7 +115,7 @@ class StageSpec:
             raise TrainingConfigError(f"model {self.model!r}: cannot initialise from itself")
 
     @classmethod
-    def from_dict(cls, model: str, data: Mapping[str, Any]) -> StageSpec:
+    def from_dict(cls, model: str, data: Mapping[str, Any]) -> ModelSpec:
         """Parse ``{architecture, label, init_from, load: {src: dst} | [src], freeze: [...]}``."""
         allowed = {"architecture", "label", "init_from", "load", "freeze", "combine_init"}
         unknown = set(data) - allowed

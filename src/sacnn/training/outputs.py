@@ -19,11 +19,11 @@ import xarray as xr
 from sacnn.fileio import CONVENTIONS
 from sacnn.models import ArchitectureSpec
 from sacnn.provenance import code_version
-from sacnn.training.config import StageSpec, TrainConfig
+from sacnn.training.config import ModelSpec, TrainConfig
 from sacnn.training.trainer import ChunkResult
 
 
-def predictions_dataset(result: ChunkResult, spec: ArchitectureSpec, stage: StageSpec,
+def predictions_dataset(result: ChunkResult, spec: ArchitectureSpec, stage: ModelSpec,
                         cfg: TrainConfig, site: str, val_image_ids: Sequence,
                         val_responses: np.ndarray, attrs: dict[str, Any] | None = None,
                         response_units: str | None = None) -> xr.Dataset:

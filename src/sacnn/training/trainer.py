@@ -27,7 +27,7 @@ from sacnn.metrics import pearson
 from sacnn.models import ArchitectureSpec, DecomposedReadout, build_network
 from sacnn.models.dropout import neuron_key
 from sacnn.seeding import derive_seed
-from sacnn.training.config import StageSpec, TrainConfig, TrainingConfigError
+from sacnn.training.config import ModelSpec, TrainConfig, TrainingConfigError
 from sacnn.training.runners import (
     DTYPES,
     EpochResult,
@@ -171,7 +171,7 @@ def _correlations(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
         return np.atleast_1d(np.asarray(pearson(pred, real), dtype=np.float64))
 
 
-def initial_state(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, site: str,
+def initial_state(spec: ArchitectureSpec, stage: ModelSpec, cfg: TrainConfig, site: str,
                   neuron: Any, inherited: dict[str, torch.Tensor] | None) -> NeuronState:
     """A neuron's state before its first epoch: seeded init, inherited blocks, no Adam moments."""
     net = build_network(spec, seed=neuron_seed(cfg, site, stage.model, neuron, "init"))
@@ -210,7 +210,7 @@ def initial_state(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, si
                        adam={n: {} for n in trainable_names(net)}, step=0)
 
 
-def _fingerprint(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, site: str,
+def _fingerprint(spec: ArchitectureSpec, stage: ModelSpec, cfg: TrainConfig, site: str,
                  neuron_ids: Sequence, data: TrainingArraysLike) -> str:
     """Hash of everything that determines the numbers; a checkpoint resumes only on a match.
 
@@ -340,7 +340,7 @@ class _Progress:
                    best_pred=ck["best_val_pred"].numpy().copy())
 
 
-def _initial_chunk_state(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, site: str,
+def _initial_chunk_state(spec: ArchitectureSpec, stage: ModelSpec, cfg: TrainConfig, site: str,
                          neuron_ids: list, init_weights: str | Path | None) -> ChunkState:
     """Seeded initial weights, with the blocks an incremental stage inherits loaded."""
     inherited: dict[str, dict[str, torch.Tensor]] = {}
@@ -396,7 +396,7 @@ class _Hardware:
         return cls(device, strategy, resolve_precision(cfg, device, strategy))
 
 
-def _make_runner(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, arrays: _ChunkArrays,
+def _make_runner(spec: ArchitectureSpec, stage: ModelSpec, cfg: TrainConfig, arrays: _ChunkArrays,
                  hw: _Hardware, n_neurons: int) -> tuple[Any, str]:
     """The runner of the chunk's epochs on ``hw``, and how to name it in the log."""
     setup = ModelSetup(spec=spec, freeze=stage.freeze, frozen_mode=cfg.frozen_mode,
@@ -414,7 +414,7 @@ def _make_runner(spec: ArchitectureSpec, stage: StageSpec, cfg: TrainConfig, arr
 
 
 def _resume_or_start(ckpt: Path | None, fingerprint: str, spec: ArchitectureSpec,
-                     stage: StageSpec, cfg: TrainConfig, site: str, neuron_ids: list,
+                     stage: ModelSpec, cfg: TrainConfig, site: str, neuron_ids: list,
                      init_weights: str | Path | None, n_val: int
                      ) -> tuple[ChunkState, _Progress, int]:
     """The state to train from: the checkpoint's if it is usable, else the initial one.
@@ -443,7 +443,7 @@ def _save_checkpoint(path: Path, fingerprint: str, epoch: int, state: ChunkState
                  "states": state.to_checkpoint(), **progress.to_checkpoint()}, path)
 
 
-def train_chunk(spec: ArchitectureSpec, stage: StageSpec, data: TrainingArraysLike,
+def train_chunk(spec: ArchitectureSpec, stage: ModelSpec, data: TrainingArraysLike,
                 cfg: TrainConfig, *, site: str, checkpoint: str | Path | None = None,
                 init_weights: str | Path | None = None, stop_after_epoch: int | None = None,
                 gpus: int = 0) -> ChunkResult:

@@ -19,7 +19,7 @@ import torch
 from sacnn.fileio import write_torch
 from sacnn.models import ArchitectureSpec, Network, build_network, spec_from_dict
 from sacnn.provenance import code_version
-from sacnn.training.config import StageSpec, TrainConfig
+from sacnn.training.config import ModelSpec, TrainConfig
 from sacnn.training.state import CheckpointError, safe_torch_load, stack_states, unstack_states
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 WEIGHTS_FORMAT = "sacnn-weights-v1"
 
 
-def save_weights(result: ChunkResult, spec: ArchitectureSpec, stage: StageSpec,
+def save_weights(result: ChunkResult, spec: ArchitectureSpec, stage: ModelSpec,
                  cfg: TrainConfig, site: str, path: str | Path) -> None:
     """Each neuron's best-epoch parameters and buffers, stacked along the first axis."""
     write_torch({
