@@ -55,8 +55,7 @@ def weights_spec(w: dict[str, Any], path: str | Path) -> ArchitectureSpec:
     """The architecture a weights file was trained with (its ``architecture`` field)."""
     try:
         arch = json.loads(w["architecture"])
-        return spec_from_dict(arch.get("name", "model"),
-                              {k: v for k, v in arch.items() if k != "name"})
+        return spec_from_dict(arch.get("name", "model"), arch)  # to_dict round-trips
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f"{path}: field 'architecture' is missing or not the JSON of an "
                               f"architecture spec ({exc})") from None
