@@ -1,6 +1,7 @@
 """A tiny results tree for the figure tests: a simulated site, trained chunks of every kind of
 model (1 epoch, 4 channels), merged predictions, hand-written metrics.csv files, and the
-``inputs`` / ``params`` dicts the workflow passes to ``sacnn.plots.<fig>.make``."""
+``inputs`` / ``params`` dicts the workflow passes to ``sacnn.plots.<fig>.make``. The session
+fixture ``tree`` (tests/conftest.py) builds it once."""
 
 from __future__ import annotations
 
@@ -110,16 +111,6 @@ def build(root: Path) -> dict[str, Any]:
         "stages": {m: stage for m, (_, _, stage) in MODELS.items()},
     }
     return {"inputs": inputs, "params": params, "root": root}
-
-
-_CACHE: dict[str, Any] = {}
-
-
-def tiny_results(tmp_path_factory) -> dict[str, Any]:
-    """Build the tree once per test session (shared by the analysis and plot tests)."""
-    if "tree" not in _CACHE:
-        _CACHE["tree"] = build(tmp_path_factory.mktemp("figtree"))
-    return _CACHE["tree"]
 
 
 def restrict(tree: dict[str, Any], sites: list[str], models: list[str], **extra: Any

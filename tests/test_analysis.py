@@ -7,17 +7,12 @@ import pandas as pd
 import pytest
 import torch
 import xarray as xr
-from fixtures_figures import CHUNKS, MODELS, tiny_results
+from fixtures_figures import CHUNKS, MODELS
 
 from sacnn import analysis as A
 from sacnn.data import open_dataset
 from sacnn.metrics import sem
 from sacnn.models import CentreReadout, DecomposedReadout, FullReadout, spec_from_dict
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return tiny_results(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_figures import tiny_results
 
 from sacnn import experiment
 from sacnn.claims import (
@@ -152,8 +151,7 @@ def test_cli_writes_the_table_and_its_sidecar(tmp_path):
     assert meta["spec"]["seed"] == 0 and meta["code_version"]
 
 
-def test_centre_share_of_trained_networks(tmp_path_factory):
-    tree = tiny_results(tmp_path_factory)
+def test_centre_share_of_trained_networks(tree):
     data = validation_images(tree["inputs"]["datasets"]["S1"])
     rf = centre_share_values(tree["inputs"]["weights"]["S1"]["rf_cnn"], data)
     ff = centre_share_values(tree["inputs"]["weights"]["S1"]["ff_cnn"], data)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from fixtures_figures import tiny_results
 
 from sacnn.data import ingest, open_dataset
 from sacnn.groundtruth import (
@@ -21,11 +20,6 @@ from sacnn.groundtruth import (
 )
 from sacnn.simulate import write_site
 from sacnn.training.weights import load_networks
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return tiny_results(tmp_path_factory)
 
 
 def _truth_path(tree, site):

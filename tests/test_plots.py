@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from fixtures_figures import restrict, tiny_results
+from fixtures_figures import restrict
 from matplotlib.figure import Figure
 
 from sacnn.plots._io import FigureInputError
@@ -39,11 +39,6 @@ CASES = {
                                               "better": "ff_sa_cnn_star_incr_fc2",
                                               "worse": "rf_sa_cnn_star_incr"}}),
 }
-
-
-@pytest.fixture(scope="module")
-def tree(tmp_path_factory):
-    return tiny_results(tmp_path_factory)
 
 
 def render(name: str, inputs: dict, params: dict, out: Path) -> Figure:

@@ -309,7 +309,7 @@ def test_html_parameters_table_explains_missing_paper_counts(tmp_path):
 
     narrow = NAMED_ARCHITECTURES["ff-CNN"].to_dict() | {"channels": 8}
     out = tmp_path / "p.html"
-    assert main(["parameters", "--spec", json.dumps({"ff-CNN": narrow, "mine": narrow}),
+    assert main(["parameters", "--spec", json.dumps({"ff-CNN": narrow, "mine": {**narrow, "name": "mine"}}),
                  "--out", str(tmp_path / "p.csv"), "--html", str(out)]) == 0
     g = _Grid(out.read_text())
     rows = {r[0][1]: [c[1] for c in r] for r in g.rows[1:]}

@@ -31,10 +31,16 @@ def tables(config: Mapping[str, Any]) -> list[str]:
     return [t for t in TABLES if t in (config.get("experiments") or {})]
 
 
+def is_pairs_table(spec: Mapping[str, Any]) -> bool:
+    """Whether a table entry compares ``rows`` of (model, versus) pairs (the appendix's
+    tableA) rather than ``models`` against one ``baseline``: the one test of a table's kind."""
+    return "rows" in spec
+
+
 def table_cells(config: Mapping[str, Any], table: str) -> list[Cell]:
     """(site, model, fraction) cells a table reads."""
     spec = config["experiments"][table]
-    if table == "tableA":
+    if is_pairs_table(spec):
         models = [m for row in spec["rows"] for m in (row["model"], row["versus"])]
     else:
         models = [*spec["models"], spec["baseline"]]

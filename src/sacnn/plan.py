@@ -306,7 +306,7 @@ class WorkflowPlan:
 
     def parameter_spec(self) -> dict[str, Any]:
         used = {self.models[m]["architecture"] for _, m, _ in self.all_cells()}
-        return {name: get_architecture(name, self.architectures).to_dict() | {"label": name}
+        return {name: get_architecture(name, self.architectures).to_dict()
                 for name in sorted(used)}
 
     # ------------------------------------------------------------------------ figures
@@ -438,7 +438,9 @@ class WorkflowPlan:
         gt, claims = bool(self.groundtruth), bool(self.claims)
         return [
             *(f"results/{t}.csv" for t in self.tables),
+            *(f"results/tables/{t}.html" for t in self.tables),
             "results/tables/parameters.csv",
+            "results/tables/parameters.html",
             *(f"results/figures/{f}.{ext}" for f in self.figures for ext in ("pdf", "png")),
             *(["results/groundtruth.csv"] if gt else []),
             *(["results/claims.csv"] if claims else []),

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from sacnn.experiment import is_pairs_table
 from sacnn.fileio import write_atomic
 
 #: the paper's caption of each table (ours where it has none)
@@ -161,7 +162,7 @@ def render_table(df: pd.DataFrame, spec: Mapping[str, Any]) -> str:
     ``fractions`` (Table 3), ``baseline`` and ``labels`` (Tables 1-3) or ``rows`` (appendix).
     """
     name = str(spec.get("table", ""))
-    appendix = "rows" in spec
+    appendix = is_pairs_table(spec)
     groups = _groups(df, spec)
     labels = spec.get("labels") or {}
     baseline = None if appendix else labels.get(spec["baseline"], spec["baseline"])

@@ -49,6 +49,7 @@ from typing import Any
 import pandas as pd
 
 from sacnn.evaluation import read_metrics
+from sacnn.experiment import is_pairs_table
 from sacnn.fileio import sha256_file, write_csv, write_json
 from sacnn.metrics import peak_reach, summarize
 from sacnn.provenance import code_version
@@ -193,7 +194,7 @@ def appendix_table(spec: Mapping[str, Any]) -> pd.DataFrame:
 
 def build_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     """Dispatch on the spec: ``rows`` -> appendix table, otherwise a models table."""
-    return appendix_table(spec) if "rows" in spec else models_table(spec)
+    return appendix_table(spec) if is_pairs_table(spec) else models_table(spec)
 
 
 ROUNDING = {"corr": 4, "corr_sem": 4, "delta_pct": 2, "delta_pct_neuron": 2, "pt_j": 3,
@@ -256,10 +257,7 @@ def parameters_table(spec: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """
     from sacnn.models import NAMED_ARCHITECTURES, parameter_table, spec_from_dict
 
-    specs = {}
-    for name, d in spec.items():
-        fields = {k: v for k, v in d.items() if k not in ("name", "label")}
-        specs[name] = spec_from_dict(name, fields)
+    specs = {name: spec_from_dict(name, d) for name, d in spec.items()}
     df = parameter_table(specs)
     paper = parameter_table({n: NAMED_ARCHITECTURES[n] for n in specs if n in NAMED_ARCHITECTURES})
     paper = paper.set_index("architecture")
