@@ -5,7 +5,10 @@
 #
 #   scripts/slurm_test_cluster.sh install   apt-get the daemons if they are missing
 #   scripts/slurm_test_cluster.sh up        write configs, start munged, slurmctld, slurmd
-#   scripts/slurm_test_cluster.sh down      stop the daemons this script started (by PID)
+#   scripts/slurm_test_cluster.sh down      stop the daemons this script started (by PID) and
+#                                           remove the configs it wrote (else every later
+#                                           `snakemake` waits ~9 s: the SLURM plugin asks a
+#                                           controller that is gone, `scontrol show config`)
 #   scripts/slurm_test_cluster.sh logs      print the daemons' logs
 #
 # The node is called localhost (slurmd -N localhost), so nothing depends on the hostname.
@@ -17,6 +20,7 @@ NGPU="${SACNN_TEST_GPUS:-2}"
 MEM_MB="${SACNN_TEST_MEM_MB:-8000}"
 RUN=/run/sacnn-slurm
 CONF=/etc/slurm
+MARK="# written by sacnn scripts/slurm_test_cluster.sh (removed by its 'down')"
 
 install() {
   if command -v slurmctld >/dev/null && command -v slurmd >/dev/null \
@@ -35,6 +39,7 @@ up() {
     [ -c "$RUN/gpu$i" ] || mknod "$RUN/gpu$i" c 1 3   # same numbers as /dev/null
   done
   cat > "$CONF/slurm.conf" <<EOF
+$MARK
 ClusterName=sacnn-test
 SlurmctldHost=$NODE
 SlurmUser=slurm
@@ -63,6 +68,7 @@ NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$(nproc) RealMemory=$MEM_MB Gres=gpu:fake
 PartitionName=gpu Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
   cat > "$CONF/gres.conf" <<EOF
+$MARK
 AutoDetect=off
 NodeName=$NODE Name=gpu Type=fake File=$RUN/gpu[0-$((NGPU - 1))]
 EOF
@@ -73,7 +79,7 @@ EOF
     chown munge:munge /etc/munge/munge.key
     chmod 400 /etc/munge/munge.key
   fi
-  down >/dev/null 2>&1 || true
+  stop_daemons >/dev/null 2>&1 || true
   runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid
   cp /run/munge/munged.pid "$RUN/munged.pid"
   /usr/sbin/slurmctld -c           # -c: forget jobs of earlier test runs
@@ -100,10 +106,17 @@ stop_pid() {
   rm -f "$f"
 }
 
-down() {
+stop_daemons() {
   stop_pid "$RUN/slurmd.pid"
   stop_pid "$RUN/slurmctld.pid"
   stop_pid "$RUN/munged.pid"
+}
+
+down() {
+  stop_daemons
+  for f in "$CONF/slurm.conf" "$CONF/gres.conf"; do
+    if [ -f "$f" ] && head -n 1 "$f" | grep -qF "$MARK"; then rm -f "$f"; fi
+  done
 }
 
 logs() {

@@ -49,6 +49,10 @@ def cluster():
         yield
     finally:
         subprocess.run([str(SCRIPT), "down"], timeout=120, check=False)
+    # the test cluster's config is gone with it: a later `snakemake` must not wait for a
+    # controller that no longer runs (the SLURM plugin asks it when it loads)
+    conf = Path("/etc/slurm/slurm.conf")
+    assert not conf.exists() or "sacnn" not in conf.read_text().splitlines()[0]
 
 
 def workdir(tmp_path: Path, changes: dict) -> Path:
