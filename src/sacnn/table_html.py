@@ -239,7 +239,9 @@ def render_table(df: pd.DataFrame, spec: Mapping[str, Any]) -> str:
         f"&Delta;: change of the mean CORR. relative to {html.escape(reference)}, as the "
         "ratio of the means"
         + ("; &Delta; per neuron: mean of the per-neuron relative changes (the two differ "
-           "where gains are uneven across neurons; see docs/reproduction-notes.md)"
+           "where gains are uneven across neurons, and the per-neuron mean is dominated by "
+           "neurons whose reference correlation is near 0, where a small change is a large "
+           "relative one; see docs/reproduction-notes.md)"
            if per_neuron else "")
         + ". PT<sub>J</sub>, PT<sub>S</sub>: mean peak-tuning indices in percent, as the paper "
         "prints them. n: neurons with a defined correlation"
