@@ -95,7 +95,8 @@ def _package_modules(package: str) -> list[str]:
                   for p in folder.glob("*.py"))
 
 
-def _imports(name: str) -> set[str]:
+@functools.cache
+def _imports(name: str) -> frozenset[str]:
     """The sacnn modules that module ``name`` imports (at top level or inside functions)."""
     tree, is_package = _parsed(name)
     package = name if is_package else name.rpartition(".")[0]
@@ -139,7 +140,7 @@ def _imports(name: str) -> set[str]:
                 for module in _package_modules(prefix):
                     add(module, whole=False)
     found.discard(name)
-    return found
+    return frozenset(found)
 
 
 @functools.cache
