@@ -162,6 +162,7 @@ def test_module_closures_follow_imports_and_lazy_exports():
     assert "sacnn.plots.fig5" not in train and "sacnn.claims" not in train
     fig5 = provenance.module_closure("sacnn.plots.fig5")
     assert "sacnn.plots.fig5" in fig5 and "sacnn.plots.fig4" not in fig5
+    assert "sacnn.plan" not in fig5  # imported under TYPE_CHECKING only: never runs
     # sacnn.simulate loads its members by name (importlib): all of them count
     assert "sacnn.simulate.neurons" in provenance.module_closure("sacnn.simulate.__main__")
 

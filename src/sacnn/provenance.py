@@ -101,6 +101,11 @@ def _imports(name: str) -> frozenset[str]:
     tree, is_package = _parsed(name)
     package = name if is_package else name.rpartition(".")[0]
     found: set[str] = set()
+    # imports under `if TYPE_CHECKING:` are for annotations only: they never run
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and (getattr(node.test, "id", None) == "TYPE_CHECKING"
+                        or getattr(node.test, "attr", None) == "TYPE_CHECKING")
+                   for stmt in node.body for n in ast.walk(stmt)}
 
     def add(module: str, *, whole: bool) -> None:
         if not module.startswith("sacnn") or _module_path(module) is None:
@@ -113,6 +118,8 @@ def _imports(name: str) -> frozenset[str]:
             found.update(_exports(tree_, module).values())
 
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             for alias in node.names:
                 add(alias.name, whole=True)

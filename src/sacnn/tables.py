@@ -44,7 +44,7 @@ import math
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -53,6 +53,9 @@ from sacnn.experiment import is_pairs_table
 from sacnn.fileio import sha256_file, write_csv, write_json
 from sacnn.metrics import peak_reach, summarize
 from sacnn.provenance import code_version
+
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import TableSpec
 
 STATS = ("corr", "corr_sem", "delta_pct", "delta_pct_neuron", "pt_j", "pt_s", "n",
          "n_undefined", "pt_k", "pt_j_hits", "pt_s_hits", "pt_resolution")
@@ -141,7 +144,7 @@ def _add_note(row: dict[str, Any], summary: dict[str, float], prefix: str,
         row["pt_note"] = "; ".join(filter(None, [row.get("pt_note", ""), note]))
 
 
-def models_table(spec: Mapping[str, Any]) -> pd.DataFrame:
+def models_table(spec: TableSpec) -> pd.DataFrame:
     """Tables 1-3: rows = ``spec['models']``, delta vs ``spec['baseline']`` per site (and
     per fraction when ``spec['fractions']`` is given)."""
     labels = spec.get("labels") or {}
@@ -172,7 +175,7 @@ def models_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def appendix_table(spec: Mapping[str, Any]) -> pd.DataFrame:
+def appendix_table(spec: TableSpec) -> pd.DataFrame:
     """Appendix table: one row per ``spec['rows']`` entry, delta vs its ``versus`` model."""
     labels = spec.get("labels") or {}
     fraction = spec.get("fraction", "f100")
@@ -192,7 +195,7 @@ def appendix_table(spec: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def build_table(spec: Mapping[str, Any]) -> pd.DataFrame:
+def build_table(spec: TableSpec) -> pd.DataFrame:
     """Dispatch on the spec: ``rows`` -> appendix table, otherwise a models table."""
     return appendix_table(spec) if is_pairs_table(spec) else models_table(spec)
 
@@ -235,7 +238,7 @@ def sidecar(spec: Mapping[str, Any], df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def write_table(spec: Mapping[str, Any], out: str | Path, meta: str | Path | None = None,
+def write_table(spec: TableSpec, out: str | Path, meta: str | Path | None = None,
                 html: str | Path | None = None) -> pd.DataFrame:
     """Build the table, write it as CSV (and the JSON sidecar, and the paper-layout HTML
     page); returns the unrounded table."""

@@ -15,7 +15,7 @@ inputs: ``weights[site][model]`` (models with self-attention), ``datasets[site]`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -25,10 +25,13 @@ from sacnn.analysis import centre_attention, feature_grid, load_networks
 from sacnn.data import open_dataset
 from sacnn.plots import _io, _style
 
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
+
 NAME = "fig10"
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     site = str(_io.need(params, NAME, "params", "site"))
     models = _io.models(params, NAME)
     ds = open_dataset(_io.need(inputs, NAME, "inputs", "datasets", site))

@@ -8,7 +8,7 @@ params: ``site``, ``example_neuron`` (rule), ``models`` (for the rule), optional
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -17,10 +17,13 @@ from sacnn.data import open_dataset
 from sacnn.plots import _io, _style
 from sacnn.simulate.realism import half_peak_shares
 
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
+
 NAME = "fig1b"
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     site = str(_io.need(params, NAME, "params", "site"))
     ds = open_dataset(_io.need(inputs, NAME, "inputs", "datasets", site))
     neuron = _io.example_neuron(inputs, params, NAME, site, list(params.get("models") or []))

@@ -7,7 +7,7 @@ follows the code. inputs: none. params: ``models``, ``architectures``, ``labels`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
@@ -16,6 +16,9 @@ from sacnn.analysis import architecture_layers
 from sacnn.models import spec_from_dict
 from sacnn.plots import _io, _style
 from sacnn.plots._blocks import COLOURS, block_text
+
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
 
 NAME = "fig2"
 
@@ -40,7 +43,7 @@ def draw_chain(ax, spec, title: str) -> None:
     ax.set_axis_off()
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     models = _io.models(params, NAME)
     archs = _io.need(params, NAME, "params", "architectures")
     with _style.styled():

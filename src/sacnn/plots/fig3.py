@@ -9,7 +9,7 @@ inputs: none. params: ``models`` (chain order), ``architectures``, ``labels``, `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
@@ -18,6 +18,9 @@ from sacnn.analysis import architecture_layers
 from sacnn.models import spec_from_dict
 from sacnn.plots import _io, _style
 from sacnn.plots._blocks import COLOURS, block_text
+
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
 
 NAME = "fig3"
 
@@ -80,7 +83,7 @@ def draw_stage(ax, spec, stage: Mapping[str, Any] | None, title: str) -> None:
     ax.set_axis_off()
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     models = _io.models(params, NAME)
     archs = _io.need(params, NAME, "params", "architectures")
     stages = _io.need(params, NAME, "params", "stages")

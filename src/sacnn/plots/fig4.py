@@ -8,7 +8,7 @@ optional ``zoom_fraction`` (0.05: right panel shows the top 5% of images, at lea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -18,10 +18,13 @@ from sacnn.evaluation import VAL_IMAGE
 from sacnn.metrics import pearson
 from sacnn.plots import _io, _style
 
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
+
 NAME = "fig4"
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     site = str(_io.need(params, NAME, "params", "site"))
     models = _io.models(params, NAME)
     preds = _io.predictions(inputs, NAME, site, models)

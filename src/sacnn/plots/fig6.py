@@ -7,14 +7,17 @@ inputs: ``metrics[site][model]`` for every site and model. params: ``sites`` (or
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
 from sacnn.plots._pt_bars import pt_bars
 
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
+
 NAME = "fig6"
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     return pt_bars(inputs, params, NAME)

@@ -23,7 +23,7 @@ optional ``bias``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -31,6 +31,9 @@ from matplotlib.figure import Figure
 from sacnn.analysis import fcl_decomposition, load_networks
 from sacnn.data import open_dataset
 from sacnn.plots import _io, _style
+
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
 
 NAME = "fig7"
 #: where the readout bias is drawn -> how the title says it (the schema's enum, tested)
@@ -85,7 +88,7 @@ def decomposed_curves(weights: list[str], images: np.ndarray, bias: str = "separ
     return out
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     site = str(_io.need(params, NAME, "params", "site"))
     models = _io.models(params, NAME)
     bias = bias_mode(params)

@@ -9,7 +9,7 @@ optional ``zoom_fraction`` (0.05, at least 10 images).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -17,10 +17,13 @@ from matplotlib.figure import Figure
 from sacnn.analysis import population_tuning
 from sacnn.plots import _io, _style
 
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
+
 NAME = "fig8"
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     sites = _io.sites(params, NAME)
     models = _io.models(params, NAME)
     colours = _style.model_colours(models)

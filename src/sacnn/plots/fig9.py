@@ -14,7 +14,7 @@ optional ``statistic``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -23,6 +23,9 @@ from matplotlib.patches import Rectangle
 from sacnn.analysis import fcl_contributions, load_networks
 from sacnn.data import open_dataset
 from sacnn.plots import _io, _style
+
+if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
+    from sacnn.plan import FigureInputs, FigureParams
 
 NAME = "fig9"
 #: config figures.fig9.statistic -> how the title says it (the schema's enum, tested)
@@ -39,7 +42,7 @@ def contribution_map(weights: list[str], images: np.ndarray, statistic: str) -> 
     return np.mean(maps, axis=0)
 
 
-def make(inputs: dict[str, Any], params: dict[str, Any]) -> Figure:
+def make(inputs: FigureInputs, params: FigureParams) -> Figure:
     site = str(_io.need(params, NAME, "params", "site"))
     models = _io.models(params, NAME)
     statistic = str(params.get("statistic", "mean_abs"))
