@@ -163,15 +163,18 @@ def module_closure(entry: str) -> tuple[str, ...]:
 
 
 def source_digest(source: str) -> str:
-    """SHA-256 of what Python source does: comments, layout and docstrings left out."""
+    """SHA-256 of what Python source does: comments, layout and docstrings left out.
+
+    The code as ``ast.unparse`` writes it back, not ``ast.dump`` (whose node fields change
+    with every Python version and would rerun everything after an upgrade)."""
     tree = _strip_docstrings(ast.parse(source))
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    return hashlib.sha256(ast.unparse(tree).encode()).hexdigest()
 
 
 @functools.cache
 def _module_digest(name: str) -> str:
     tree = _strip_docstrings(_parsed(name)[0])
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+    return hashlib.sha256(ast.unparse(tree).encode()).hexdigest()
 
 
 def code_digest(*entries: str, files: tuple[str | Path, ...] = ()) -> str:
