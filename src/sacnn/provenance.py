@@ -59,14 +59,13 @@ def _module_path(name: str) -> Path | None:
     return None
 
 
-def _exports(tree: ast.Module, package: str) -> dict[str, str]:
-    """A package's lazy ``_EXPORTS`` map (name -> module), as written in its ``__init__``."""
+def _exports(tree: ast.Module) -> dict[str, str]:
+    """A package's lazy ``_EXPORTS`` map (name -> module), as written in its ``__init__``
+    (``sacnn._lazy``)."""
     for node in tree.body:
         if (isinstance(node, ast.Assign) and len(node.targets) == 1
                 and getattr(node.targets[0], "id", None) == "_EXPORTS"):
-            mapping = ast.literal_eval(node.value)
-            return {k: v if v.startswith("sacnn.") else f"{package}.{v}"
-                    for k, v in mapping.items()}
+            return ast.literal_eval(node.value)
     return {}
 
 
@@ -89,12 +88,6 @@ def _parsed(name: str) -> tuple[ast.Module, bool]:
     return ast.parse(path.read_text(encoding="utf-8"), str(path)), path.name == "__init__.py"
 
 
-def _package_modules(package: str) -> list[str]:
-    folder = PACKAGE_ROOT.joinpath(*package.split(".")[1:])
-    return sorted(f"{package}.{p.stem}" if p.stem != "__init__" else package
-                  for p in folder.glob("*.py"))
-
-
 @functools.cache
 def _imports(name: str) -> frozenset[str]:
     """The sacnn modules that module ``name`` imports (at top level or inside functions)."""
@@ -115,7 +108,7 @@ def _imports(name: str) -> frozenset[str]:
         found.update(".".join(parts[:i]) for i in range(1, len(parts)))
         tree_, is_pkg = _parsed(module)
         if whole and is_pkg:  # its lazy members may all be used
-            found.update(_exports(tree_, module).values())
+            found.update(_exports(tree_).values())
 
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -129,23 +122,12 @@ def _imports(name: str) -> frozenset[str]:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, base] if base else anchor)
             add(base, whole=False)
-            exports = _exports(_parsed(base)[0], base) if _module_path(base) else {}
+            exports = _exports(_parsed(base)[0]) if _module_path(base) else {}
             for alias in node.names:
                 if _module_path(f"{base}.{alias.name}"):
                     add(f"{base}.{alias.name}", whole=True)
                 elif alias.name in exports:
                     add(exports[alias.name], whole=False)
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr == "import_module" and node.args):
-            arg = node.args[0]
-            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                add(arg.value, whole=True)
-            elif (isinstance(arg, ast.JoinedStr) and arg.values
-                  and isinstance(arg.values[0], ast.Constant)
-                  and str(arg.values[0].value).startswith("sacnn.")):
-                prefix = str(arg.values[0].value).rstrip(".")
-                for module in _package_modules(prefix):
-                    add(module, whole=False)
     found.discard(name)
     return frozenset(found)
 

@@ -5,32 +5,19 @@ population (Gabor centre, divisive normalisation, MGSM-gated surround) and two-p
 noise; ``load_oracle`` gives back the true model for in-silico experiments.
 """
 
-from __future__ import annotations
+from sacnn._lazy import lazy_package
 
-import importlib
-from typing import Any
-
-# Loaded on first use (PEP 562), so that `sacnn.simulate.config` stays light to import:
+# Loaded on first use (sacnn._lazy), so that `sacnn.simulate.config` stays light to import:
 # the workflow validates simulation settings when it starts without loading scipy.
 _EXPORTS = {
-    "Population": "neurons", "aperture_mask": "neurons", "NoiseParams": "noise",
-    "realism_stats": "realism", "SiteConfig": "config", "load_oracle": "site",
-    "simulate_site": "site", "write_site": "site",
+    "aperture_mask": "sacnn.simulate.neurons",
+    "load_oracle": "sacnn.simulate.site",
+    "NoiseParams": "sacnn.simulate.noise",
+    "Population": "sacnn.simulate.neurons",
+    "realism_stats": "sacnn.simulate.realism",
+    "simulate_site": "sacnn.simulate.site",
+    "SiteConfig": "sacnn.simulate.config",
+    "write_site": "sacnn.simulate.site",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"sacnn.simulate.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'sacnn.simulate' has no attribute {name!r}")
-
-__all__ = [
-    "NoiseParams",
-    "Population",
-    "SiteConfig",
-    "aperture_mask",
-    "load_oracle",
-    "realism_stats",
-    "simulate_site",
-    "write_site",
-]
+lazy_package(__name__)
