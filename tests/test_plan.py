@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 import typing
@@ -69,7 +70,16 @@ def test_figure_code_digest_follows_its_notebook(config, tmp_path):
     before = p.figure_code("fig5")
     nb.write_text('{"cells": []}')
     assert p.figure_code("fig5") != before
-    assert set(p.code) == set(plan.RULE_ENTRIES)
+
+
+def test_every_command_has_a_code_digest_and_an_unknown_one_is_named(config):
+    from sacnn.cli import COMMANDS
+
+    p = plan.WorkflowPlan(config, NOTEBOOKS)
+    assert all(re.fullmatch("[0-9a-f]{16}", p.code(c)) for c in COMMANDS)
+    assert p.code("train") != p.code("tables")
+    with pytest.raises(plan.WorkflowConfigError, match="no sacnn command 'trian'"):
+        p.code("trian")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -95,8 +105,6 @@ def test_an_unknown_figure_has_no_notebook(config):
 
 
 def test_wildcard_alternatives_match_whole_names_only():
-    import re
-
     pattern = plan.wildcard_alternatives(["rf_cnn", "rf_cnn_c30"])
     assert re.fullmatch(pattern, "rf_cnn_c30") and re.fullmatch(pattern, "rf_cnn")
     assert not re.fullmatch(pattern, "rf_cnn_c3")

@@ -652,6 +652,23 @@ def test_config_values_on_the_command_line_are_coerced_or_explained(tmp_path):
     assert proc.returncode != 0 and "chunk_size" in proc.stdout + proc.stderr
 
 
+def test_each_rules_code_param_digests_the_module_its_shell_runs():
+    """A rule's `code` param names a sacnn command; its shell must run that command's module,
+    or editing the module would not rerun the rule."""
+    from sacnn.cli import COMMANDS
+
+    seen = set()
+    for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        for block in re.split(r"\n(?=rule \w+:)", smk.read_text()):
+            named = re.findall(r'code=PLAN\.code\("([\w-]+)"\)', block)
+            for command in named:
+                assert f'"{COMMANDS[command].equivalent} ' in block.replace("\n", " "), (
+                    smk.name, command)
+                seen.add(command)
+    assert seen == {"simulate", "ingest", "train", "evaluate", "tables", "groundtruth",
+                    "claims", "groundtruth-figure"}
+
+
 def test_the_schema_allows_exactly_the_registered_figures():
     """One list of figures (sacnn.experiment.FIGURE_NAMES); the schema's pattern follows it."""
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())

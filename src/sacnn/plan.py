@@ -16,11 +16,11 @@ import re
 import shlex
 import sys
 from collections.abc import Iterable, Mapping
-from functools import cached_property
 from pathlib import Path
 from typing import Any, TypedDict
 
 from sacnn import experiment
+from sacnn.cli import COMMANDS
 from sacnn.data.options import IngestOptions
 from sacnn.data.raw import site_shape
 from sacnn.data.validate import DataValidationError
@@ -72,19 +72,6 @@ class FigureParams(TypedDict, total=False):
 
 RAW_REFERENCE = ("train_img_{}.npy", "trainRsp_{}.npy", "val_img_{}.npy", "valRsp_{}.npy")
 RAW_OPTIONAL = ("train_ids_{}.npy", "val_ids_{}.npy", "neuron_ids_{}.npy", "site.yaml")
-
-# The module each rule runs (``python -m ...``): its code digest is the rule's ``code`` param.
-RULE_ENTRIES = {
-    "simulate": "sacnn.simulate.__main__",
-    "ingest": "sacnn.data.__main__",
-    "train": "sacnn.training.__main__",
-    "evaluate": "sacnn.evaluation",
-    "tables": "sacnn.tables",
-    "groundtruth": "sacnn.groundtruth",
-    "claims": "sacnn.claims",
-    "groundtruth_figure": "sacnn.plots.groundtruth",
-}
-
 
 def wildcard_alternatives(names: Iterable[str]) -> str:
     """A wildcard regex matching exactly one of ``names`` (and nothing when empty)."""
@@ -360,10 +347,13 @@ class WorkflowPlan:
 
     # ------------------------------------------------------------------------ code
 
-    @cached_property
-    def code(self) -> dict[str, str]:
-        """Rule -> digest of the code it runs (a param: editing that code reruns it)."""
-        return {rule: code_digest(entry) for rule, entry in RULE_ENTRIES.items()}
+    def code(self, command: str) -> str:
+        """Digest of the code a rule runs, named by its ``sacnn`` command (the rule's shell
+        is that command's ``python -m`` line, :data:`sacnn.cli.COMMANDS`): a ``code`` param,
+        so editing that code reruns the rule."""
+        if command not in COMMANDS:
+            raise WorkflowConfigError(f"no sacnn command {command!r}; known {sorted(COMMANDS)}")
+        return code_digest(COMMANDS[command].entry)
 
     def figure_code(self, fig: str) -> str:
         """The figure's module and its notebook: editing either rebuilds that figure only."""

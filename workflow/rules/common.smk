@@ -29,7 +29,6 @@ SITES = PLAN.sites
 MODELS = PLAN.models
 TABLES = PLAN.tables
 GROUNDTRUTH_SITES = PLAN.groundtruth_sites
-CODE = PLAN.code
 
 
 def as_json(obj):

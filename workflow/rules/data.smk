@@ -18,7 +18,7 @@ rule simulate_site:
         "../envs/sacnn.yaml"
     params:
         settings=simulate_args,
-        code=CODE["simulate"],
+        code=PLAN.code("simulate"),
     shell:
         "python -m sacnn.simulate resources/{wildcards.site} --site {wildcards.site}"
         " {params.settings} > {log} 2>&1"
@@ -37,7 +37,7 @@ rule ingest_site:
         raw=lambda wildcards: PLAN.site_raw_dir(wildcards.site),
         files=lambda wildcards: PLAN.site_files(wildcards.site),
         options=ingest_options,
-        code=CODE["ingest"],
+        code=PLAN.code("ingest"),
     shell:
         "python -m sacnn.data ingest {params.raw:q} {params.files:q} --out {output:q}"
         " --options-json {params.options:q} > {log} 2>&1"

@@ -15,7 +15,7 @@ rule evaluate_model:
         "../envs/sacnn.yaml"
     params:
         label=lambda wildcards: PLAN.model_label(wildcards.model),
-        code=CODE["evaluate"],
+        code=PLAN.code("evaluate"),
     shell:
         "python -m sacnn.evaluation --dataset {input.dataset:q} --site {wildcards.site}"
         " --model {wildcards.model} --label {params.label:q} --fraction {wildcards.fraction}"

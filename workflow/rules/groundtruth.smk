@@ -18,7 +18,7 @@ rule groundtruth_site:
         "../envs/sacnn.yaml"
     params:
         spec=groundtruth_site_spec,
-        code=CODE["groundtruth"],
+        code=PLAN.code("groundtruth"),
     shell:
         "python -m sacnn.groundtruth site --site {wildcards.site} --truth {input.truth:q}"
         " --dataset {input.dataset:q} --spec {params.spec:q} --out {output:q} > {log} 2>&1"
@@ -41,7 +41,7 @@ rule groundtruth:
         "../envs/sacnn.yaml"
     params:
         provenance=groundtruth_provenance,
-        code=CODE["groundtruth"],
+        code=PLAN.code("groundtruth"),
     shell:
         "python -m sacnn.groundtruth gather {input:q} --out {output.csv:q}"
         " --meta {output.meta:q} --provenance {params.provenance:q} > {log} 2>&1"
@@ -63,7 +63,7 @@ rule claims:
         "../envs/sacnn.yaml"
     params:
         spec=claims_spec,
-        code=CODE["claims"],
+        code=PLAN.code("claims"),
     shell:
         "python -m sacnn.claims --spec {params.spec:q} --out {output.csv:q}"
         " --meta {output.meta:q} > {log} 2>&1"
@@ -92,7 +92,7 @@ rule groundtruth_figure:
     conda:
         "../envs/sacnn.yaml"
     params:
-        code=CODE["groundtruth_figure"],
+        code=PLAN.code("groundtruth-figure"),
     shell:
         "python -m sacnn.plots.groundtruth --groundtruth {input.groundtruth:q}"
         " --claims {input.claims:q} --out-pdf {output.pdf:q} --out-png {output.png:q}"

@@ -29,7 +29,7 @@ rule table:
         "../envs/sacnn.yaml"
     params:
         spec=table_spec,
-        code=CODE["tables"],
+        code=PLAN.code("tables"),
     shell:
         "python -m sacnn.tables table --spec {params.spec:q} --out {output.csv:q}"
         " --meta {output.meta:q} --html {output.html:q} > {log} 2>&1"
@@ -56,7 +56,7 @@ rule parameter_table:
         "../envs/sacnn.yaml"
     params:
         spec=parameter_spec(),
-        code=CODE["tables"],
+        code=PLAN.code("tables"),
     shell:
         "python -m sacnn.tables parameters --spec {params.spec:q} --out {output.csv:q}"
         " --html {output.html:q} > {log} 2>&1"

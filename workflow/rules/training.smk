@@ -28,7 +28,7 @@ rule train_chunk:
         chunk_size=config["chunk_size"],
         init=init_weights_arg,
         # The training code (sacnn.provenance.code_digest): editing it retrains.
-        code=CODE["train"],
+        code=PLAN.code("train"),
         # Not an output: Snakemake would delete it when a job fails, and it is what lets a
         # killed or failed job resume from its last epoch (the trainer removes it on success).
         checkpoint="results/{site}/models/{model}/{fraction}/chunk{chunk}/checkpoint.pt",
