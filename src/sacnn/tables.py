@@ -120,6 +120,23 @@ def delta_pct_per_neuron(df: pd.DataFrame, base: pd.DataFrame) -> float:
     return float(((both["a"] - both["b"]) / both["b"].abs()).mean() * 100.0)
 
 
+class _Summaries:
+    """Each (site, model, fraction)'s metrics and their summary, read once per table (a
+    baseline or a ``versus`` model is compared with many rows)."""
+
+    def __init__(self, metrics: Mapping[str, Any]) -> None:
+        self.metrics = metrics
+        self._cache: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, float]]] = {}
+
+    def get(self, site: str, model: str, fraction: str
+            ) -> tuple[pd.DataFrame, dict[str, float]]:
+        key = (site, model, fraction)
+        if key not in self._cache:
+            df = _load(self.metrics, site, model, fraction)
+            self._cache[key] = df, model_summary(df)
+        return self._cache[key]
+
+
 def _load(metrics: Mapping[str, Any], site: str, model: str, fraction: str) -> pd.DataFrame:
     try:
         path = metrics[site][model][fraction]
@@ -148,27 +165,18 @@ def models_table(spec: TableSpec) -> pd.DataFrame:
     """Tables 1-3: rows = ``spec['models']``, delta vs ``spec['baseline']`` per site (and
     per fraction when ``spec['fractions']`` is given)."""
     labels = spec.get("labels") or {}
-    metrics = spec["metrics"]
+    summaries = _Summaries(spec["metrics"])
     fractions = spec.get("fractions")
     per_fraction = bool(fractions)
     fractions = fractions or [spec.get("fraction", "f100")]
-    cache: dict[tuple[str, str, str], tuple[pd.DataFrame, dict[str, float]]] = {}
-
-    def summary(site: str, model: str, fraction: str) -> tuple[pd.DataFrame, dict[str, float]]:
-        key = (site, model, fraction)
-        if key not in cache:
-            df = _load(metrics, site, model, fraction)
-            cache[key] = df, model_summary(df)
-        return cache[key]
-
     rows = []
     for model in spec["models"]:
         row: dict[str, Any] = {"model": labels.get(model, model), "key": model, "pt_note": ""}
         for site in spec["sites"]:
             for fraction in fractions:
                 prefix = f"{site}_{fraction}" if per_fraction else site
-                df, own = summary(site, model, fraction)
-                base_df, base = summary(site, spec["baseline"], fraction)
+                df, own = summaries.get(site, model, fraction)
+                base_df, base = summaries.get(site, spec["baseline"], fraction)
                 row.update(_cells(own, base, prefix, df, base_df))
                 _add_note(row, own, prefix, df)
         rows.append(row)
@@ -179,6 +187,7 @@ def appendix_table(spec: TableSpec) -> pd.DataFrame:
     """Appendix table: one row per ``spec['rows']`` entry, delta vs its ``versus`` model."""
     labels = spec.get("labels") or {}
     fraction = spec.get("fraction", "f100")
+    summaries = _Summaries(spec["metrics"])
     rows = []
     for entry in spec["rows"]:
         model, versus = entry["model"], entry["versus"]
@@ -186,10 +195,9 @@ def appendix_table(spec: TableSpec) -> pd.DataFrame:
                                "key": model, "versus": labels.get(versus, versus),
                                "pt_note": ""}
         for site in spec["sites"]:
-            df = _load(spec["metrics"], site, model, fraction)
-            base_df = _load(spec["metrics"], site, versus, fraction)
-            own = model_summary(df)
-            row.update(_cells(own, model_summary(base_df), site, df, base_df))
+            df, own = summaries.get(site, model, fraction)
+            base_df, base = summaries.get(site, versus, fraction)
+            row.update(_cells(own, base, site, df, base_df))
             _add_note(row, own, site, df)
         rows.append(row)
     return pd.DataFrame(rows)
