@@ -69,6 +69,44 @@ def test_ground_truth_contents(tiny_site):
     assert (t["train_r_centre"].values >= t["train_r_true"].values - 1e-6).all()
 
 
+def test_expected_recording_is_the_mean_over_the_noise():
+    """The truth in the recording's units is what infinitely many trials average to: checked
+    against 4000 simulated repeats (z-scores of the trial means), with and without gains."""
+    from sacnn.simulate import noise
+
+    rng = np.random.default_rng(3)
+    r = rng.gamma(0.5, 1.0, (4, 60))
+    r[:, :3] = [0.0, 1.0, 4.0]
+    for params in (noise.NoiseParams(), noise.NoiseParams(gain_sd=0.0, n_sat=20.0)):
+        nn = noise.neuron_noise_params(4, params, 0)
+        expected = noise.expected_trials(r, params, nn)
+        trials = noise.trials(r, 4000, params, nn, 0, "check").astype(np.float64)
+        z = (trials.mean(2) - expected) / (trials.std(2) / np.sqrt(4000))
+        assert np.abs(z).max() < 4.5 and abs(z.mean()) < 0.25, z
+    # saturation: the expected dF/F grows with the rate, but less than linearly
+    rate = np.linspace(0, 200, 50)
+    e = noise.expected_dff_of_rate(rate, noise.NoiseParams())
+    assert e[0] == 0 and np.all(np.diff(e) > 0) and np.all(np.diff(e, 2) < 1e-12)
+
+
+def test_truth_holds_the_expected_recording(tiny_site):
+    """truth_<site>.nc holds the validation truth in dF/F, computed from the neurons' own rate
+    and noise parameters (the units every truth score compares with recordings in)."""
+    from sacnn.simulate import noise
+
+    meta = json.loads((tiny_site / "neurons_t.json").read_text())
+    params = noise.NoiseParams(**{k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in meta["noise"].items()})
+    nn = {k: np.asarray(v) for k, v in meta["noise_neuron"].items()}
+    with xr.open_dataset(tiny_site / "truth_t.nc") as t:
+        for k in ("true", "centre", "aperture"):
+            field = t[f"val_expected_{k}"]
+            assert field.dims == ("neuron", "val_image") and field.attrs["units"] == "dF/F"
+            np.testing.assert_allclose(
+                field.values, noise.expected_trials(t[f"val_r_{k}"].values, params, nn),
+                rtol=1e-6)
+
+
 def test_oracle_reproduces_truth(tiny_site):
     pop = load_oracle(tiny_site, "t")
     from sacnn.data.preprocess import area_downsample

@@ -63,3 +63,64 @@ def trials(
         dff += rng.normal(0.0, p.add_sd, (n_neu, n_img))
         out[:, :, k] = dff
     return out
+
+
+# ----------------------------------------------------------------------------- expectation
+
+
+def _gain_nodes(sd: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quadrature nodes and weights of a gamma gain with mean 1 and standard deviation
+    ``sd`` (generalised Gauss-Laguerre; one node at 1 without a gain)."""
+    from scipy.special import roots_genlaguerre
+
+    if sd <= 0:
+        return np.ones(1), np.ones(1)
+    k = 1.0 / sd ** 2
+    t, w = roots_genlaguerre(n, k - 1.0)
+    return t / k, w / w.sum()
+
+
+def _poisson_mean_of(fn, mu: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    """``E[fn(N)]`` for ``N ~ Poisson(mu)``, each entry of ``mu`` (float64, exact sums over
+    every count with a non-negligible probability)."""
+    from scipy.stats import poisson
+
+    top = float(mu.max(initial=0.0))
+    counts = np.arange(int(np.ceil(top + 12.0 * np.sqrt(top) + 40.0)) + 1, dtype=np.float64)
+    values = fn(counts)
+    out = np.empty_like(mu)
+    for s in range(0, mu.size, chunk):
+        m = mu[s:s + chunk, None]
+        out[s:s + chunk] = poisson.pmf(counts[None, :], m) @ values
+    return out
+
+
+def expected_dff_of_rate(rate: np.ndarray, p: NoiseParams, nodes: int = 16) -> np.ndarray:
+    """The mean over the noise of :func:`trials`' dF/F at driven-plus-spontaneous ``rate``
+    (spikes per window): ``E[a N / (1 + N / n_sat)]`` with ``N ~ Poisson(rate G_shared
+    G_private)``; the additive noise has mean 0. Quadrature over both gamma gains (nodes whose
+    weight is below 1e-12 dropped: dF/F is bounded by ``a n_sat``), exact Poisson sums on a
+    grid of means spaced evenly in sqrt(mean) (the Poisson spread), linear interpolation
+    between grid points (error ~1e-6 dF/F)."""
+    rate = np.asarray(rate, dtype=np.float64)
+    gs, ws = _gain_nodes(p.gain_sd, nodes)
+    gp, wp = _gain_nodes(p.gain_sd / 2, nodes)
+    gain = np.outer(gs, gp).ravel()
+    weight = np.outer(ws, wp).ravel()
+    keep = weight > 1e-12
+    gain, weight = gain[keep], weight[keep] / weight[keep].sum()
+    rate_max = max(float(rate.max(initial=0.0)), 1e-9)
+    mu_grid = np.linspace(0.0, np.sqrt(rate_max * float(gain.max())), 4001) ** 2
+    h = _poisson_mean_of(lambda n: p.a * n / (1.0 + n / p.n_sat), mu_grid)
+    rate_grid = np.linspace(0.0, np.sqrt(rate_max), 4001) ** 2
+    table = np.interp(rate_grid[:, None] * gain[None, :], mu_grid, h) @ weight
+    return np.interp(rate, rate_grid, table)
+
+
+def expected_trials(r: np.ndarray, p: NoiseParams, neuron: dict[str, np.ndarray]) -> np.ndarray:
+    """The expected recorded response (neuron, image) float32 of noiseless ``r``: what
+    :func:`trials` gives on average over infinitely many repeats, in the recording's units
+    (dF/F). A perfect model of the recording predicts this, not ``r`` (which is in units of
+    the peak rate, before the noise and the GCaMP saturation)."""
+    rate = neuron["spont"][:, None] + neuron["r_max"][:, None] * np.asarray(r, np.float64)
+    return expected_dff_of_rate(rate, p).astype(np.float32)

@@ -39,13 +39,14 @@ def half_peak_shares(responses: np.ndarray) -> np.ndarray:
     return np.where(peak[:, 0] > 0, share, np.nan)
 
 
-def realism_stats(val_trials: np.ndarray, r_true: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def realism_stats(val_trials: np.ndarray, expected: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-neuron statistics of ``val_trials`` (neuron, image, repeat).
 
     frac_half_peak: share of images whose mean response exceeds half the neuron's maximum;
     skewness; top10_over_median: mean of the 10 largest over the median; split_half: correlation
-    of the mean of even and odd repeats; oracle_corr: correlation of the noiseless truth with the
-    mean (when ``r_true`` is given).
+    of the mean of even and odd repeats; oracle_corr: correlation of the truth with the mean
+    (when ``expected``, the expected recorded response (neuron, image) of
+    :func:`sacnn.simulate.noise.expected_trials`, is given: a perfect model's correlation).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -59,8 +60,8 @@ def realism_stats(val_trials: np.ndarray, r_true: np.ndarray | None = None) -> d
             even = np.nanmean(val_trials[:, :, 0::2], axis=2)
             odd = np.nanmean(val_trials[:, :, 1::2], axis=2)
             out["split_half"] = _corr_rows(even, odd)
-        if r_true is not None:
-            out["oracle_corr"] = _corr_rows(r_true.astype(np.float64), avg)
+        if expected is not None:
+            out["oracle_corr"] = _corr_rows(expected.astype(np.float64), avg)
     return out
 
 

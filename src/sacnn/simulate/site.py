@@ -60,13 +60,16 @@ def simulate_site(config: SiteConfig, verbose: bool = False) -> dict[str, Any]:
     nn = noise_mod.neuron_noise_params(cfg.n_neurons, npar, cfg.seed)
     train_trials = noise_mod.trials(truth_train["r_true"], 1, npar, nn, cfg.seed, "train")
     val_trials = noise_mod.trials(truth_val["r_true"], cfg.repeats, npar, nn, cfg.seed, "val")
-    stats = realism_stats(val_trials, truth_val["r_true"])
+    # the truth in the recording's units: what a perfect model of the recording predicts
+    expected_val = {f"expected_{k[2:]}": noise_mod.expected_trials(truth_val[k], npar, nn)
+                    for k in ("r_true", "r_centre", "r_aperture")}
+    stats = realism_stats(val_trials, expected_val["expected_true"])
     _log("noise", t0, verbose)
     return {
         "train_images": train_img, "val_images": val_img,
         "train_sources": train_src, "val_sources": val_src,
         "population": pop, "noise_neuron": nn,
-        "truth_train": truth_train, "truth_val": truth_val,
+        "truth_train": truth_train, "truth_val": truth_val, "expected_val": expected_val,
         "train_responses": train_trials[:, :, 0], "val_trials": val_trials,
         "stats": stats, "summary": summarise(stats), "photos": photos,
     }
@@ -89,6 +92,10 @@ def _truth_dataset(cfg: SiteConfig, sim: dict[str, Any]):
         # mean grey level of each 50x50 image in [0, 1]: ties the truth's rows to the images
         # a dataset holds (sacnn.groundtruth checks it before comparing anything)
         dv[f"{split}_image_mean"] = ((f"{split}_image",), image_means(sim[f"{split}_images"]))
+    for k, v in sim["expected_val"].items():
+        dv[f"val_{k}"] = (("neuron", "val_image"), v.astype(np.float32),
+                          {"units": "dF/F", "long_name": f"mean over the noise of the recorded "
+                           f"response to r_{k[9:]}"})
     for k, v in pop.params.items():
         dv[f"param_{k}"] = (("neuron",), np.asarray(v, np.float64))
     for k, v in pop.calib.items():
@@ -103,8 +110,11 @@ def _truth_dataset(cfg: SiteConfig, sim: dict[str, Any]):
     ds.attrs.update({
         "title": f"ground truth of simulated site {cfg.site}",
         "site": cfg.site,
-        "description": "r_true: noiseless response; r_centre: surround term removed; "
-                       "r_aperture: full model on the image with grey outside 'aperture'; "
+        "description": "r_true: noiseless response (units of the peak rate); r_centre: "
+                       "surround term removed; r_aperture: full model on the image with grey "
+                       "outside 'aperture'; val_expected_<r>: the recorded response (dF/F) "
+                       "expected from <r>, the mean over the trial noise (what a perfect "
+                       "model of the recording predicts); "
                        "gate: MGSM surround gate; <split>_image_mean: mean grey level in [0, 1] of "
                        "each 50x50 image. Coordinates match the canonical dataset.",
         "code_version": code_version(),
