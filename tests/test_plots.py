@@ -169,8 +169,9 @@ def test_groundtruth_figure_says_na_and_flags_a_violated_control():
 
     from sacnn.claims import CLAIM_COLUMNS
     from sacnn.groundtruth import GROUNDTRUTH_COLUMNS
-    from sacnn.plots.groundtruth import make
+    from sacnn.plots.groundtruth import RECOVERY, make
 
+    assert set(RECOVERY) <= set(GROUNDTRUTH_COLUMNS)  # the heat map reads groundtruth.csv
     gt = pd.DataFrame([{c: np.nan for c in GROUNDTRUTH_COLUMNS} | {
         "site": "s", "model": "rf", "label": "rf-CNN", "neuron": "0", "corr": 0.3}])
     claims = pd.DataFrame([{c: "" for c in CLAIM_COLUMNS} | {
