@@ -218,6 +218,31 @@ def test_attention_surround_effect_runs_the_layer_the_attention_maps_show(tree, 
 
 # -- architecture geometry -------------------------------------------------------------------
 
+def test_the_geometry_table_of_the_docs_is_the_specs():
+    """docs/models.md's feature-map table (final map, field, readout inputs) is what
+    ArchitectureSpec.feature_maps() gives for every named architecture."""
+    from pathlib import Path
+
+    from sacnn.models import NAMED_ARCHITECTURES
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    table = text[text.index("## Feature-map geometry"):]
+    rows = {cells[0]: cells[1:] for line in table.splitlines() if line.startswith("| ")
+            and not line.startswith("| architecture")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert set(rows) == set(NAMED_ARCHITECTURES)
+    for name, spec in NAMED_ARCHITECTURES.items():
+        maps = spec.feature_maps()
+        side, n_in = maps[-1].size, spec.channels
+        if spec.readout != "ctl":
+            n_in = spec.channels * side * side
+        sides, final, rf, readout, inputs = rows[name]
+        assert sides == " -> ".join(str(m.size) for m in maps), name
+        assert final == f"{side} x {side}" and rf == str(maps[-1].rf), name
+        assert readout == spec.readout and inputs.split("= ")[-1] == str(n_in), name
+    assert rows["ff-CNN"][-1] == "5 x 5 x 32 = 800"
+
+
 @pytest.mark.parametrize("model", list(MODELS))
 def test_architecture_layers_match_the_feature_maps(tree, model):
     data = tree["params"]["architectures"][model]

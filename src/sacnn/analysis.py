@@ -119,7 +119,9 @@ def centre_share(net: Network, images: Any) -> float:
 
     ``mean |centre| / (mean |centre| + mean |surround|)`` over ``images`` with the terms of
     :func:`fcl_decomposition` (the bias belongs to neither): 1 for a centre-only readout,
-    about 1/81 when the 9x9 hypercolumns contribute evenly. NaN if both terms vanish.
+    1 / (H W) when the H x W hypercolumns contribute evenly (1/81 on the 9 x 9 map of the
+    starred models of Fig. 7, 1/25 on ff-CNN's 5 x 5: docs/models.md). NaN if both terms
+    vanish.
     The mean of magnitudes, not of signed terms, so that surround terms of opposite sign
     do not cancel into an apparent centre dominance.
     """
