@@ -189,25 +189,22 @@ def check_alignment(truth: xr.Dataset, val_images: np.ndarray, dataset_attrs: Ma
 # ----------------------------------------------------------------------------- measures
 
 
-def corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r of each row (neuron) of two (neuron, image) arrays. NaN where a row holds a
-    non-finite value (a diverged fit, or a probe that does not apply: no warning, the column
-    says so) or is constant (one ``UndefinedCorrelationWarning`` says how many)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    out = np.full(a.shape[0], np.nan)
-    ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
-    if ok.any():
-        out[ok] = np.atleast_1d(M.pearson(a[ok], b[ok]))
-    return out
-
-
 def _rows(fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A peak measure of each row, NaN where a row holds a non-finite value."""
+    """A :mod:`sacnn.metrics` measure of each row (neuron) of two (neuron, image) arrays,
+    NaN where a row holds a non-finite value (a diverged fit, or a probe that does not apply:
+    no warning, the column says so)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     out = np.full(a.shape[0], np.nan)
     ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
     if ok.any():
         out[ok] = np.atleast_1d(fn(a[ok], b[ok]))
     return out
+
+
+def corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r of each row (:func:`_rows`); a constant row is NaN too, and one
+    ``UndefinedCorrelationWarning`` says how many."""
+    return _rows(M.pearson, a, b)
 
 
 def truth_columns(fields: Mapping[str, np.ndarray], recorded: np.ndarray,
