@@ -13,7 +13,13 @@ import pandas as pd
 import xarray as xr
 
 from sacnn.data import ingest, open_dataset, training_arrays
-from sacnn.metrics import n_top, peak_tuning_joint, peak_tuning_separate, pearson
+from sacnn.metrics import (
+    n_top,
+    peak_overlap,
+    peak_tuning_joint,
+    peak_tuning_separate,
+    pearson,
+)
 from sacnn.models import spec_from_dict
 from sacnn.simulate import write_site
 from sacnn.training import (
@@ -59,6 +65,7 @@ def _metrics_csv(ds: xr.Dataset, site: str, model: str, label: str, path: Path) 
         "neuron": ds["neuron"].values, "corr": corr,
         "pt_j": np.atleast_1d(peak_tuning_joint(pred, real)),
         "pt_s": np.atleast_1d(peak_tuning_separate(pred, real)),
+        "peak_overlap": np.atleast_1d(peak_overlap(pred, real)),
         "feve": np.nan, "cc_norm": np.nan, "best_epoch": ds["best_epoch"].values,
         "n_val_images": pred.shape[1], "pt_k": n_top(pred.shape[1]),
     }).to_csv(path, index=False)

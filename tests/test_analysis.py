@@ -126,7 +126,122 @@ def test_centre_attention_refuses_a_model_without_attention(tree, images):
         A.centre_attention(nets[0], images)
 
 
+def _hand_sa(v_mapping: bool, gain: float, seed: int = 0):
+    """A small self-attention layer (3 channels, d = 2) with random weights and biases."""
+    from sacnn.models import SelfAttention
+
+    torch.manual_seed(seed)
+    sa = SelfAttention(3, 2, v_mapping).double()
+    with torch.no_grad():
+        for p in sa.parameters():
+            p.normal_()
+        sa.residual_gain.fill_(gain)
+    return sa
+
+
+@pytest.mark.parametrize("v_mapping", [True, False])
+def test_surround_attention_by_hand(v_mapping):
+    """s = || g sum_{j != c} a_cj u_j || with u_j = W_p (W_v x_j + b_v) + b_p (gamma = True) or
+    x_j, computed position by position in numpy from the layer's weights; the SA output at
+    the centre is x_c plus the centre's and the surround's terms."""
+    sa = _hand_sa(v_mapping, gain=0.7)
+    x = torch.randn(4, 3, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    s, norm = A.surround_attention(sa, x)
+    w = {n: p.detach().numpy() for n, p in sa.named_parameters()}
+    xs = x.numpy().reshape(4, 3, 25)
+    c = 2 * 5 + 2
+    for b in range(4):
+        q = w["query.weight"][:, :, 0, 0] @ xs[b, :, c] + w["query.bias"]
+        k = w["key.weight"][:, :, 0, 0] @ xs[b]
+        e = q @ k
+        a = np.exp(e - e.max()) / np.exp(e - e.max()).sum()
+        if v_mapping:
+            u = (w["project.weight"][:, :, 0, 0] @ (w["value.weight"][:, :, 0, 0] @ xs[b]
+                                                     + w["value.bias"][:, None])
+                 + w["project.bias"][:, None])
+        else:
+            u = xs[b]
+        surround = 0.7 * (u @ np.where(np.arange(25) == c, 0.0, a))
+        output = xs[b, :, c] + 0.7 * (u @ a)
+        np.testing.assert_allclose(sa.attend(x)[0][b, :, 2, 2].detach().numpy(), output,
+                                   atol=1e-12)
+        assert s[b] == pytest.approx(np.linalg.norm(surround), rel=1e-12)
+        assert norm[b] == pytest.approx(np.linalg.norm(output), rel=1e-12)
+    assert (s > 0).all()
+
+
+def test_surround_attention_reads_zero_when_attention_changes_nothing():
+    x = torch.randn(3, 3, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    # a gain of 0: the layer is the identity, the surround adds nothing
+    s0, norm0 = A.surround_attention(_hand_sa(True, gain=0.0), x)
+    np.testing.assert_array_equal(s0, 0.0)
+    np.testing.assert_allclose(norm0, np.linalg.norm(x[:, :, 2, 2].numpy(), axis=1))
+    # doubling the gain doubles the surround's contribution (the attention does not change)
+    s1, _ = A.surround_attention(_hand_sa(True, gain=0.5), x)
+    s2, _ = A.surround_attention(_hand_sa(True, gain=1.0), x)
+    np.testing.assert_allclose(s2, 2 * s1, rtol=1e-12)
+    assert (s1 > 0).all()
+    # attention concentrated on the centre: energy 900 at the centre, 0 elsewhere
+    sa = _hand_sa(False, gain=1.0)
+    with torch.no_grad():
+        sa.query.weight.zero_()
+        sa.query.weight[0, 0] = 1.0
+        sa.query.bias.zero_()
+        sa.key.weight.zero_()
+        sa.key.weight[0, 0] = 1.0
+    focused = torch.zeros(2, 3, 5, 5, dtype=torch.float64)
+    focused[:, 1] = 1.0
+    focused[:, 0, 2, 2] = 30.0
+    s, norm = A.surround_attention(sa, focused)
+    assert (norm > 0).all() and s.tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("model", ["rf_sa_cnn", "ff_sa_cnn_star_incr_fc2"])
+def test_attention_surround_effect_runs_the_layer_the_attention_maps_show(tree, images, model):
+    """The network-level probe feeds the first SA layer the input attention_maps uses: the
+    attention it implies is centre_attention's, and its s is that of surround_attention."""
+    _, nets = nets_of(tree, model)
+    net = nets[0]
+    s, norm = A.attention_surround_effect(net, images, batch=7)  # batches joined in order
+    sa, x = A._attention_input(net, torch.from_numpy(images).double().unsqueeze(1), 0)
+    with torch.no_grad():
+        att = sa.attend(x)[1][:, 4 * 9 + 4, :].numpy()
+    np.testing.assert_allclose(att, A.centre_attention(net, images).reshape(len(images), -1),
+                               atol=1e-12)
+    s_all, norm_all = A.surround_attention(sa, x)
+    np.testing.assert_allclose(s, s_all, rtol=1e-12)
+    np.testing.assert_allclose(norm, norm_all, rtol=1e-12)
+    assert sa.residual_gain.detach().item() != 0 and (s > 0).all() and (norm > 0).all()
+    with pytest.raises(ValueError, match="no self-attention layer"):
+        A.attention_surround_effect(nets_of(tree, "rf_cnn")[1][0], images)
+
+
 # -- architecture geometry -------------------------------------------------------------------
+
+def test_the_geometry_table_of_the_docs_is_the_specs():
+    """docs/models.md's feature-map table (final map, field, readout inputs) is what
+    ArchitectureSpec.feature_maps() gives for every named architecture."""
+    from pathlib import Path
+
+    from sacnn.models import NAMED_ARCHITECTURES
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "models.md").read_text()
+    table = text[text.index("## Feature-map geometry"):]
+    rows = {cells[0]: cells[1:] for line in table.splitlines() if line.startswith("| ")
+            and not line.startswith("| architecture")
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+    assert set(rows) == set(NAMED_ARCHITECTURES)
+    for name, spec in NAMED_ARCHITECTURES.items():
+        maps = spec.feature_maps()
+        side, n_in = maps[-1].size, spec.channels
+        if spec.readout != "ctl":
+            n_in = spec.channels * side * side
+        sides, final, rf, readout, inputs = rows[name]
+        assert sides == " -> ".join(str(m.size) for m in maps), name
+        assert final == f"{side} x {side}" and rf == str(maps[-1].rf), name
+        assert readout == spec.readout and inputs.split("= ")[-1] == str(n_in), name
+    assert rows["ff-CNN"][-1] == "5 x 5 x 32 = 800"
+
 
 @pytest.mark.parametrize("model", list(MODELS))
 def test_architecture_layers_match_the_feature_maps(tree, model):

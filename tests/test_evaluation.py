@@ -77,6 +77,7 @@ def test_score_matches_sacnn_metrics_per_neuron():
     np.testing.assert_allclose(df["corr"], M.pearson(p, r))
     np.testing.assert_allclose(df["pt_j"], M.peak_tuning_joint(p, r))
     np.testing.assert_allclose(df["pt_s"], M.peak_tuning_separate(p, r))
+    np.testing.assert_allclose(df["peak_overlap"], M.peak_overlap(p, r))
     np.testing.assert_allclose(df["feve"], M.feve(p, trials))
     np.testing.assert_allclose(df["cc_norm"], M.normalized_correlation(p, trials))
     assert (df["fraction"] == "f50").all() and (df["n_val_images"] == 120).all()
@@ -90,6 +91,7 @@ def test_undefined_values_are_nan_not_errors():
     df = score(ds)  # no dataset: FEVE and cc_norm undefined
     assert np.isnan(df["corr"][0]) and np.isnan(df["corr"][1]) and np.isfinite(df["corr"][2])
     assert np.isnan(df["pt_j"][1]) and np.isfinite(df["pt_j"][0])
+    assert np.isnan(df["peak_overlap"][1]) and np.isfinite(df["peak_overlap"][0])
     assert df["feve"].isna().all() and df["cc_norm"].isna().all()
     assert M.summarize(df["corr"].to_numpy()).n_undefined == 2
 
@@ -125,3 +127,16 @@ def test_predictions_with_the_old_image_dimension_are_refused_by_name(tmp_path):
         read_predictions(write(swapped, tmp_path / "x.nc"))
     good = read_predictions(write(chunk([0, 1]), tmp_path / "good.nc"))
     assert good["prediction"].dims == ("neuron", "val_image")
+
+
+def test_peak_overlap_column_does_not_move_with_the_predictions_scale():
+    """metrics.csv's scale-free peak measure beside PT: a stretched and shifted prediction
+    keeps its corr and peak_overlap while its PT_S moves."""
+    ds = chunk(list(range(8)), n_images=400, seed=7)
+    moved = ds.copy()
+    moved["prediction"] = 1.5 * ds["prediction"] + 0.5
+    a, b = score(ds), score(moved)
+    np.testing.assert_allclose(a["corr"], b["corr"])
+    np.testing.assert_array_equal(a["peak_overlap"], b["peak_overlap"])
+    assert a["peak_overlap"].between(0, 1).all() and a["peak_overlap"].gt(0).any()
+    assert not np.array_equal(a["pt_s"], b["pt_s"])

@@ -21,6 +21,7 @@ from sacnn.metrics import (
     feve,
     n_top,
     normalized_correlation,
+    peak_overlap,
     peak_tuning_joint,
     peak_tuning_separate,
     pearson,
@@ -253,7 +254,84 @@ def test_peak_tuning_vectorised_matches_reference(rng):
         np.testing.assert_allclose(peak_tuning_joint(pred.T, real.T, fraction, axis=0), pt_j)
 
 
-@pytest.mark.parametrize("measure", [peak_tuning_joint, peak_tuning_separate])
+# ------------------------------------------------------------------- peak overlap
+
+
+def test_peak_overlap_hand_examples():
+    # 10 images, top 30 % -> k = 3; recorded top 3: images 0, 1, 2
+    real = np.array([10.0, 9.0, 8.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 0.0])
+    assert peak_overlap(real, real, 0.3) == 1.0
+    # predicted top 3: images 3, 0, 4 -> one of the recorded top 3 (image 0)
+    pred = np.array([6, 1, 1, 7, 5, 0, 0, 0, 0, 0.0])
+    assert peak_overlap(pred, real, 0.3) == pytest.approx(1 / 3)
+    # the reverse ranking shares none of them
+    assert peak_overlap(-real, real, 0.3) == 0.0
+    # ties in the prediction: images 1-4 tie at the top -> 1, 2, 3 enter (lower index first;
+    # higher index first would take 4, 3, 2 and score 1/3)
+    pred = np.array([0, 5, 5, 5, 5, 0, 0, 0, 0, 0.0])
+    assert peak_overlap(pred, real, 0.3) == pytest.approx(2 / 3)
+    # ties in the recording straddling the k-th place: images 2 and 3 tie, 2 is top (as PT)
+    real_tied = np.array([10.0, 9.0, 8.0, 8.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    pred = np.array([3, 2, 0, 1, 0, 0, 0, 0, 0, 0.0])
+    assert peak_overlap(pred, real_tied, 0.3) == pytest.approx(2 / 3)
+    # a constant prediction picks images 0 .. k-1
+    assert peak_overlap(np.zeros(10), real, 0.3) == 1.0
+    assert peak_overlap(np.zeros(10), real[::-1], 0.3) == 0.0
+
+
+def test_peak_overlap_ignores_the_predictions_scale_and_offset(rng):
+    real = rng.gamma(1.0, 1.0, (30, 500))
+    pred = real + rng.normal(0.0, 0.8, real.shape)
+    base = peak_overlap(pred, real)
+    assert 0 < base.mean() < 1  # neither trivial case
+    for transformed in (1.5 * pred, 0.2 * pred, pred + 3.0, pred - 100.0, np.exp(pred),
+                        2.0 * pred ** 3 + 1.0):
+        np.testing.assert_array_equal(peak_overlap(transformed, real), base)
+    # PT_J, PT_S move with the same stretch: the measure the issue asks for is needed
+    assert not np.array_equal(peak_tuning_separate(1.5 * pred, real),
+                              peak_tuning_separate(pred, real))
+
+
+def test_a_stretched_centre_only_predictor_beats_a_perfect_one_on_pt_s_not_on_overlap():
+    """The issue's counter-example, by hand: 10 images, k = 3. The recorded peaks overshoot
+    what the neuron does on average (trial noise on the peak images), so even the perfect
+    predictor of the mean response falls short of the k-th recorded response on one image.
+    A centre-only-like predictor that ranks two surround-suppressed images (3, 4) above the
+    true peaks scores PT_S = 0 as it is and PT_S = 1 stretched by 1.5; its peak overlap
+    stays 1/3 at any scale, below the perfect predictor's 1."""
+    recorded = np.array([10.0, 9.0, 8.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 0.0])
+    perfect = np.array([9.0, 8.5, 7.5, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0, 0.0])
+    centre = np.array([6.0, 5.0, 4.0, 6.5, 5.5, 3.0, 2.0, 1.0, 0.0, 0.0])
+    stretched = 1.5 * centre
+    assert peak_tuning_separate(perfect, recorded, 0.3) == pytest.approx(2 / 3)
+    assert peak_tuning_separate(centre, recorded, 0.3) == 0.0
+    assert peak_tuning_separate(stretched, recorded, 0.3) == 1.0  # beats the perfect one
+    assert peak_tuning_joint(stretched, recorded, 0.3) == pytest.approx(1 / 3)
+    assert peak_overlap(perfect, recorded, 0.3) == 1.0
+    assert peak_overlap(centre, recorded, 0.3) == peak_overlap(stretched, recorded, 0.3)
+    assert peak_overlap(stretched, recorded, 0.3) == pytest.approx(1 / 3)
+
+
+def _overlap_reference(pred, real, k):
+    """Brute force with Python sorting: both rankings highest first, ties to lower index."""
+    top_real = sorted(range(len(real)), key=lambda i: (-real[i], i))[:k]
+    top_pred = sorted(range(len(pred)), key=lambda i: (-pred[i], i))[:k]
+    return len(set(top_real) & set(top_pred)) / k
+
+
+def test_peak_overlap_vectorised_matches_reference_with_ties(rng):
+    real = np.round(rng.normal(size=(25, 300)), 1)  # rounded: ties everywhere
+    pred = np.round(real + rng.normal(scale=0.7, size=(25, 300)), 1)
+    for fraction in (0.01, 0.05, 0.2, 1.0):
+        k = n_top(300, fraction)
+        ref = [_overlap_reference(p, r, k) for p, r in zip(pred, real, strict=True)]
+        np.testing.assert_array_equal(peak_overlap(pred, real, fraction), ref)
+        np.testing.assert_array_equal(peak_overlap(pred.T, real.T, fraction, axis=0), ref)
+    assert peak_overlap(pred, real, 1.0).tolist() == [1.0] * 25  # k = N: every image
+    assert isinstance(peak_overlap(pred[0], real[0]), float)
+
+
+@pytest.mark.parametrize("measure", [peak_tuning_joint, peak_tuning_separate, peak_overlap])
 @pytest.mark.parametrize(
     ("pred", "real", "kwargs", "match"),
     [

@@ -136,7 +136,8 @@ def test_pt_bars_say_when_zero_is_below_resolution(tmp_path):
         path = tmp_path / f"{model}.csv"
         pd.DataFrame({"site": "S", "model": model, "label": model, "fraction": "f100",
                       "neuron": range(4), "corr": np.linspace(0.1, 0.4, 4), "pt_j": pt,
-                      "pt_s": pt, "feve": 0.0, "cc_norm": 0.0, "best_epoch": 1,
+                      "pt_s": pt, "peak_overlap": [1 / 3, 0, 0, 0] if model == "a" else pt,
+                      "feve": 0.0, "cc_norm": 0.0, "best_epoch": 1,
                       "n_val_images": 300, "pt_k": 3})[METRIC_COLUMNS].to_csv(path, index=False)
         metrics.setdefault("S", {})[model] = str(path)
     fig = importlib.import_module("sacnn.plots.fig5").make(
@@ -144,6 +145,22 @@ def test_pt_bars_say_when_zero_is_below_resolution(tmp_path):
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert sum("below" in t and "top-3 threshold" in t and "8.3 %" in t for t in texts) == 2
     assert "0.0\n0/12" in texts
+    # the third panel, the peak overlap, found one recorded top image: 1 of 12, no note
+    assert len(fig.axes) == 3 and "scale-free, not in the paper" in fig.axes[2].get_ylabel()
+    assert [t.get_text() for t in fig.axes[2].texts] == ["8.3\n1/12", "0.0\n0/12"]
+    assert "not in the paper" in fig._suptitle.get_text()
+
+
+def test_pt_figures_name_a_metrics_file_without_the_overlap(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "old.csv"
+    pd.DataFrame({"site": ["S"], "model": "a", "neuron": [0], "corr": 0.1, "pt_j": 0.0,
+                  "pt_s": 0.0, "pt_k": 3}).to_csv(path, index=False)
+    with pytest.raises(FigureInputError, match=r"fig6: .*old\.csv: column\(s\) "
+                                               r"\['peak_overlap'\] missing"):
+        importlib.import_module("sacnn.plots.fig6").make(
+            {"metrics": {"S": {"a": str(path)}}}, {"sites": ["S"], "models": ["a"]})
 
 
 def test_groundtruth_figure_says_na_and_flags_a_violated_control():
@@ -152,8 +169,9 @@ def test_groundtruth_figure_says_na_and_flags_a_violated_control():
 
     from sacnn.claims import CLAIM_COLUMNS
     from sacnn.groundtruth import GROUNDTRUTH_COLUMNS
-    from sacnn.plots.groundtruth import make
+    from sacnn.plots.groundtruth import RECOVERY, make
 
+    assert set(RECOVERY) <= set(GROUNDTRUTH_COLUMNS)  # the heat map reads groundtruth.csv
     gt = pd.DataFrame([{c: np.nan for c in GROUNDTRUTH_COLUMNS} | {
         "site": "s", "model": "rf", "label": "rf-CNN", "neuron": "0", "corr": 0.3}])
     claims = pd.DataFrame([{c: "" for c in CLAIM_COLUMNS} | {

@@ -20,11 +20,13 @@ from sacnn.tables import (
 )
 
 
-def metrics_csv(path, corr, pt_j=0.1, pt_s=0.2, site="s", model="m", fraction="f100"):
+def metrics_csv(path, corr, pt_j=0.1, pt_s=0.2, site="s", model="m", fraction="f100",
+                peak_overlap=1.0):
     n = len(corr)
     df = pd.DataFrame({
         "site": site, "model": model, "label": model, "fraction": fraction,
-        "neuron": range(n), "corr": corr, "pt_j": pt_j, "pt_s": pt_s, "feve": 0.0,
+        "neuron": range(n), "corr": corr, "pt_j": pt_j, "pt_s": pt_s,
+        "peak_overlap": peak_overlap, "feve": 0.0,
         "cc_norm": 0.0, "best_epoch": 1, "n_val_images": 100, "pt_k": 1,
     })[METRIC_COLUMNS]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,11 +51,13 @@ def spec(tmp_path):
 
 def test_model_summary_and_delta():
     df = pd.DataFrame({"corr": [0.4, 0.6, np.nan], "pt_j": [0.1, 0.3, 0.2],
-                       "pt_s": [0.2, 0.2, 0.2], "pt_k": 10})
+                       "pt_s": [0.2, 0.2, 0.2], "peak_overlap": [0.5, 0.3, np.nan],
+                       "pt_k": 10})
     s = model_summary(df)
     assert s["corr"] == pytest.approx(0.5) and s["n"] == 2 and s["n_undefined"] == 1
     assert s["corr_sem"] == pytest.approx(np.std([0.4, 0.6], ddof=1) / np.sqrt(2))
     assert s["pt_j"] == pytest.approx(20.0) and s["pt_s"] == pytest.approx(20.0)  # percent
+    assert s["peak_overlap"] == pytest.approx(40.0) and s["peak_overlap_hits"] == 8
     assert delta_pct(0.416, 0.393) == pytest.approx(5.852, abs=1e-3)
     assert np.isnan(delta_pct(0.4, 0.0))
 
@@ -129,7 +133,7 @@ def test_pt_says_how_many_top_images_it_is_made_of_and_why_it_is_zero(tmp_path):
         df = pd.DataFrame({
             "site": "A", "model": model, "label": model, "fraction": "f100",
             "neuron": range(10), "corr": np.linspace(0.1, 0.5, 10), "pt_j": pt_j,
-            "pt_s": pt_j, "feve": 0.0, "cc_norm": 0.0, "best_epoch": 1,
+            "pt_s": pt_j, "peak_overlap": pt_j, "feve": 0.0, "cc_norm": 0.0, "best_epoch": 1,
             "n_val_images": 300, "pt_k": 3})[METRIC_COLUMNS]
         path.parent.mkdir(parents=True)
         df.to_csv(path, index=False)
@@ -144,11 +148,14 @@ def test_pt_says_how_many_top_images_it_is_made_of_and_why_it_is_zero(tmp_path):
     assert "PT = 0 because no prediction reached" in t.loc["zero", "pt_note"]
     # the 0 is not printed as a finding: the cell is empty, the note says why
     assert pd.isna(t.loc["zero", "A_pt_j"]) and pd.isna(t.loc["zero", "A_pt_s"])
+    assert pd.isna(t.loc["zero", "A_peak_overlap"]) and t.loc["zero", "A_peak_overlap_hits"] == 0
     assert "PT_J and PT_S left empty" in t.loc["zero", "pt_note"]
+    assert "peak overlap left empty: no prediction's top 3 held any" in t.loc["zero", "pt_note"]
     assert "300 validation images" in t.loc["zero", "pt_note"] and "3.33 %" in t.loc["zero",
                                                                                    "pt_note"]
     assert t.loc["some", "A_pt_j_hits"] == 1 and pd.isna(t.loc["some", "pt_note"])
     assert t.loc["some", "A_pt_j"] == pytest.approx(100 / 30, abs=1e-3)
+    assert t.loc["some", "A_peak_overlap"] == pytest.approx(100 / 30, abs=1e-3)
 
 
 def test_delta_of_means_and_mean_of_per_neuron_deltas_are_both_offered():
@@ -223,6 +230,7 @@ def html_spec(spec, tmp_path):
                 df = pd.read_csv(path)
                 df["pt_k"] = 10
                 df["pt_j"], df["pt_s"] = [0.1, 0.0, 0.2], [0.3, 0.1, 0.2]
+                df["peak_overlap"] = [0.4, 0.2, 0.3]
                 df.to_csv(path, index=False)
     return spec
 
@@ -238,15 +246,18 @@ def test_html_table_has_the_sites_as_column_groups(html_spec, tmp_path):
     g, df = _html_of(html_spec, tmp_path)
     groups, columns = g.rows[0], g.rows[1]
     assert [c[1] for c in groups] == ["Model", "A", "B"]  # n differs by row: an n column
-    assert [c[2].get("colspan") for c in groups[1:]] == ["6", "6"]
-    per_group = ["CORR. ± SEM", "Δ ff-CNN (%)", "Δ per neuron (%)", "PT_J (%)", "PT_S (%)", "n"]
+    assert [c[2].get("colspan") for c in groups[1:]] == ["7", "7"]
+    per_group = ["CORR. ± SEM", "Δ ff-CNN (%)", "Δ per neuron (%)", "PT_J (%)", "PT_S (%)",
+                 "peak overlap† (%)", "n"]
     assert [c[1] for c in columns] == [h.replace("_J", "J").replace("_S", "S")
                                        for h in per_group] * 2
     body = {r[0][1]: [c[1] for c in r[1:]] for r in g.rows[2:]}
     sa = df.set_index("key").loc["sa"]
-    assert body["ff+sa"][:6] == [f"{sa['A_corr']:.3f} ± {sa['A_corr_sem']:.3f}", "+10.0 %",
+    assert body["ff+sa"][:7] == [f"{sa['A_corr']:.3f} ± {sa['A_corr_sem']:.3f}", "+10.0 %",
                                  f"{sa['A_delta_pct_neuron']:+.1f} %", f"{sa['A_pt_j']:.3f}",
-                                 f"{sa['A_pt_s']:.3f}", "2"]
+                                 f"{sa['A_pt_s']:.3f}", f"{sa['A_peak_overlap']:.3f}", "2"]
+    # the scale-free column says it is ours, not the paper's
+    assert "not a column of the paper" in g.text
     assert body["ff-CNN"][1] == "0.0 %"  # the baseline against itself
     # the highest CORR. of each column is bold, as in the paper (ff+sa on A, B)
     assert g.raw.count("<b>") == 2
@@ -267,13 +278,16 @@ def test_html_empty_pt_cells_say_why(html_spec, tmp_path):
     not 'nan'; the other site's PT of the same row keeps its value."""
     spec = html_spec
     metrics = spec["metrics"]
+    # right peaks at the wrong scale: PT 0 everywhere, every recorded top image (k = 1) found
     metrics["B"]["sa"]["f100"] = metrics_csv(tmp_path / "zero.csv", [0.5, 0.6, 0.7],
-                                             pt_j=0.0, pt_s=0.0, site="B", model="sa")
+                                             pt_j=0.0, pt_s=0.0, site="B", model="sa",
+                                             peak_overlap=1.0)
     g, df = _html_of(spec, tmp_path)
     sa = next(r for r in g.rows[2:] if r[0][1] == "ff+sa")
     cells = [c[1] for c in sa[1:]]
     assert cells[3] == f"{df.set_index('key').loc['sa', 'A_pt_j']:.3f}"  # site A has PT
-    assert cells[6 + 3] == cells[6 + 4] == "n/a1"  # site B: PT_J, PT_S empty, note 1
+    assert cells[7 + 3] == cells[7 + 4] == "n/a1"  # site B: PT_J, PT_S empty, note 1
+    assert cells[7 + 5] == "100.000"  # its peak overlap is shown
     note = df.set_index("key").loc["sa", "pt_note"]
     assert note.startswith("B: PT_J and PT_S left empty")
     assert g.notes == [note.removeprefix("B: ")]

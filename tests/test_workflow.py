@@ -366,11 +366,11 @@ def test_every_table_has_the_papers_rows_with_finite_numbers(tiny_run):
         sites = cfg["experiments"][table]["sites"]
         for site in sites:
             cols = [c for c in df.columns if c.startswith(f"{site}_")]
-            for stat in ("corr", "corr_sem", "delta_pct", "pt_j", "pt_s"):
+            for stat in ("corr", "corr_sem", "delta_pct", "pt_j", "pt_s", "peak_overlap"):
                 assert any(c.endswith(f"_{stat}") for c in cols), (table, site, stat)
             # every cell a number, except a PT cell left empty because no prediction reached
             # any top-k threshold (its hits column is 0 and pt_note says so for this site)
-            for measure, col in ((m, c) for m in ("pt_j", "pt_s") for c in cols
+            for measure, col in ((m, c) for m in ("pt_j", "pt_s", "peak_overlap") for c in cols
                                  if c.endswith(f"_{m}")):
                 empty = df[col].isna()
                 hits = df[col.replace(f"_{measure}", f"_{measure}_hits")]
@@ -378,7 +378,8 @@ def test_every_table_has_the_papers_rows_with_finite_numbers(tiny_run):
                 notes = df.loc[empty, "pt_note"].astype(str)
                 assert notes.str.contains(f"{site}").all() and notes.str.contains(
                     "left empty").all(), (table, col)
-            values = df[[c for c in cols if not c.endswith(("_pt_j", "_pt_s"))]]
+            values = df[[c for c in cols if not c.endswith(("_pt_j", "_pt_s",
+                                                             "_peak_overlap"))]]
             assert np.isfinite(values.to_numpy(dtype=float)).all(), (table, site, df[cols])
         meta = json.loads((tiny_run / "results" / f"{table}.json").read_text())
         assert meta["code_version"] and meta["provenance"]["seeds"]["training"] == 0
@@ -393,10 +394,11 @@ def test_per_neuron_outputs_follow_the_contract(tiny_run):
 
     d = tiny_run / "results" / "sim1" / "models" / "ff_sa_cnn_star_incr_fc1" / "f100"
     metrics = pd.read_csv(d / "metrics.csv")
-    assert list(metrics.columns[:12]) == [
-        "site", "model", "label", "fraction", "neuron", "corr", "pt_j", "pt_s", "feve",
-        "cc_norm", "best_epoch", "n_val_images"]
+    assert list(metrics.columns[:13]) == [
+        "site", "model", "label", "fraction", "neuron", "corr", "pt_j", "pt_s",
+        "peak_overlap", "feve", "cc_norm", "best_epoch", "n_val_images"]
     assert len(metrics) == 3 and metrics["pt_j"].between(0, 1).all()
+    assert metrics["peak_overlap"].between(0, 1).all()
     cfg = yaml.safe_load(TINY.read_text())
     n_chunks = -(-cfg["sites"]["sim1"]["simulate"]["n_neurons"] // cfg["chunk_size"])
     with xr.open_dataset(d / "predictions.nc") as ds:
@@ -421,10 +423,11 @@ def test_groundtruth_and_claims_follow_their_contracts(tiny_run):
     assert gt["corr_truth"].notna().all() and gt["ceiling"].notna().all()
     # the control site's truth has no surround; a surround site's truth has one
     off = gt[gt["site"] == "sim1_off"]
-    assert (off["truth_suppression"].abs() < 1e-6).all() and off["surround_corr"].isna().all()
+    assert (off["truth_suppression"].abs() < 1e-6).all()
+    assert (off["truth_top_overlap"] == 1).all()
     assert (gt[gt["site"] == "sim1"]["truth_suppression"] > 0).all()
-    ff = gt[gt["model"] == "ff_cnn"]  # weights were probed (FCL readout)
-    assert ff["aperture_corr"].notna().all() and ff["centre_corr"].notna().all()
+    ff = gt[gt["model"] == "ff_cnn"]  # weights were probed
+    assert ff["aperture_corr"].notna().all() and ff["surround_mod_corr"].notna().all()
     meta = json.loads((tiny_run / "results" / "groundtruth.json").read_text())
     assert meta["provenance"]["seeds"]["training"] == 0 and meta["code_version"]
 

@@ -24,12 +24,13 @@ from sacnn.metrics import (
     pearson,
     summarize,
 )
-from sacnn.models import ArchitectureSpec, DecomposedReadout, Network
+from sacnn.models import ArchitectureSpec, DecomposedReadout, Network, SelfAttention
 from sacnn.training.weights import load_networks  # the figures' way to the trained networks
 
 __all__ = [
     "EXAMPLE_RULES",
     "architecture_layers",
+    "attention_surround_effect",
     "centre_attention",
     "centre_share",
     "choose_example_neuron",
@@ -42,6 +43,7 @@ __all__ = [
     "pt_summary",
     "rank_ordered_tuning",
     "readout_bias",
+    "surround_attention",
 ]
 
 
@@ -117,7 +119,9 @@ def centre_share(net: Network, images: Any) -> float:
 
     ``mean |centre| / (mean |centre| + mean |surround|)`` over ``images`` with the terms of
     :func:`fcl_decomposition` (the bias belongs to neither): 1 for a centre-only readout,
-    about 1/81 when the 9x9 hypercolumns contribute evenly. NaN if both terms vanish.
+    1 / (H W) when the H x W hypercolumns contribute evenly (1/81 on the 9 x 9 map of the
+    starred models of Fig. 7, 1/25 on ff-CNN's 5 x 5: docs/models.md). NaN if both terms
+    vanish.
     The mean of magnitudes, not of signed terms, so that surround terms of opposite sign
     do not cancel into an apparent centre dominance.
     """
@@ -145,6 +149,61 @@ def centre_attention(net: Network, images: Any, layer: int = 0) -> np.ndarray:
         raise ValueError(f"attention over {hw} positions is not a square feature map")
     row = (side // 2) * side + side // 2
     return att[:, row, :].reshape(-1, side, side).double().numpy()
+
+
+@torch.no_grad()
+def surround_attention(sa: SelfAttention, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """What the attention outside the centre hypercolumn adds to the layer's output there.
+
+    The layer's output at position i is ``x_i + g * sum_j a_ij u_j`` (``SelfAttention.attend``)
+    with ``g`` the residual gain, ``a`` the attention (softmax over the keys j) and ``u_j``
+    position j's value in the output's channels: ``project(value(x_j))`` for a V-mapped layer
+    (the paper's gamma = True; the projection is affine and every attention row sums to 1, so
+    its bias is part of each ``u_j``), ``x_j`` itself for an unmapped layer. For the centre
+    hypercolumn c (row ``(H // 2) * W + W // 2``) returns, per image of ``x`` (B, C, H, W),
+    ``s = || g * sum_{j != c} a_cj u_j ||_2`` (the surround attention's contribution) and
+    ``|| output_c ||_2``, each (B,) float64. A gain of 0, or attention on the centre alone,
+    gives s = 0: attention that changes nothing reads as nothing.
+    """
+    b, _, h, w = x.shape
+    out, attention = sa.attend(x)
+    u = sa.project(sa.value(x)) if sa.v_mapping else x
+    c = (h // 2) * w + w // 2
+    weights = attention[:, c, :].clone()
+    weights[:, c] = 0.0
+    effect = sa.residual_gain * torch.einsum("bcn,bn->bc", u.reshape(b, u.shape[1], h * w),
+                                             weights)
+    total = out[:, :, h // 2, w // 2]
+    return (torch.linalg.vector_norm(effect, dim=1).double().numpy(),
+            torch.linalg.vector_norm(total, dim=1).double().numpy())
+
+
+def _attention_input(net: Network, x: torch.Tensor, layer: int
+                     ) -> tuple[SelfAttention, torch.Tensor]:
+    """The ``layer``-th self-attention layer of ``net`` and its input for images ``x``
+    (eval mode: the blocks before it run as ``attention_maps`` runs them)."""
+    seen = 0
+    for group, i in net.order:
+        block = getattr(net, group)[i]
+        if group == "attention":
+            if seen == layer:
+                return block.sa, x
+            seen += 1
+        x = block(x, None)
+    raise ValueError(f"architecture {net.spec.name!r} has no self-attention layer {layer}")
+
+
+@torch.no_grad()
+def attention_surround_effect(net: Network, images: Any, layer: int = 0, batch: int = 500
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`surround_attention` of the ``layer``-th self-attention layer of ``net`` (eval
+    mode) on ``images``: per image the surround attention's contribution to the centre
+    hypercolumn's output and that output's norm, each (B,) float64."""
+    net.eval()
+    x = _images_tensor(images, net)
+    parts = [surround_attention(*_attention_input(net, x[s:s + batch], layer))
+             for s in range(0, len(x), batch)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 # ------------------------------------------------------------------------- architecture

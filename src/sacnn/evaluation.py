@@ -4,7 +4,9 @@
 --label <label> --fraction f100 --out-predictions .../predictions.nc --out-metrics
 .../metrics.csv chunk0/predictions.nc chunk1/predictions.nc ...`` (the workflow's
 ``evaluate_model`` rule). ``metrics.csv`` has one row per neuron with the columns of
-:data:`METRIC_COLUMNS`; peak-tuning indices are fractions in [0, 1] (tables print x100).
+:data:`METRIC_COLUMNS`; peak-tuning indices (PT_J, PT_S: the paper's, scale dependent) and
+``peak_overlap`` (their scale-free check, :func:`sacnn.metrics.peak_overlap`) are fractions in
+[0, 1] (tables print x100).
 An undefined value (e.g. a correlation with a constant prediction) is an empty cell (NaN),
 never silently dropped: tables count such neurons as ``n_undefined``.
 """
@@ -30,11 +32,12 @@ from sacnn.provenance import code_version
 log = logging.getLogger("sacnn.evaluation")
 
 METRIC_COLUMNS = [
-    "site", "model", "label", "fraction", "neuron", "corr", "pt_j", "pt_s", "feve",
-    "cc_norm", "best_epoch", "n_val_images", "pt_k",
+    "site", "model", "label", "fraction", "neuron", "corr", "pt_j", "pt_s", "peak_overlap",
+    "feve", "cc_norm", "best_epoch", "n_val_images", "pt_k",
 ]
 """Columns of metrics.csv, in order (``init_seed`` follows as provenance). ``pt_k`` is the
-number of top images PT counts (1 % of ``n_val_images``, :func:`sacnn.metrics.n_top`)."""
+number of top images PT and ``peak_overlap`` count (1 % of ``n_val_images``,
+:func:`sacnn.metrics.n_top`)."""
 
 
 class EvaluationError(ValueError):
@@ -178,8 +181,8 @@ def score(preds: xr.Dataset, dataset: xr.Dataset | None = None, *, site: str = "
           top_fraction: float = 0.01) -> pd.DataFrame:
     """Per-neuron metrics of gathered predictions.
 
-    ``corr``, ``pt_j`` and ``pt_s`` compare the prediction with the recorded response
-    (mean over repeats) on the validation images, with :mod:`sacnn.metrics`. ``feve`` and
+    ``corr``, ``pt_j``, ``pt_s`` and ``peak_overlap`` compare the prediction with the
+    recorded response (mean over repeats) on the validation images, with :mod:`sacnn.metrics`. ``feve`` and
     ``cc_norm`` need the single trials from ``dataset`` (NaN without at least 2 repeats, or
     for ``cc_norm`` with missing repeats). A neuron whose prediction is not finite (a
     diverged fit) gets NaN for every measure and a warning in the log.
@@ -203,6 +206,8 @@ def score(preds: xr.Dataset, dataset: xr.Dataset | None = None, *, site: str = "
             "pt_j": measure_or_nan(lambda a, b: M.peak_tuning_joint(a, b, top_fraction), p, r)
             if usable else nan,
             "pt_s": measure_or_nan(lambda a, b: M.peak_tuning_separate(a, b, top_fraction), p, r)
+            if usable else nan,
+            "peak_overlap": measure_or_nan(lambda a, b: M.peak_overlap(a, b, top_fraction), p, r)
             if usable else nan,
             "feve": nan, "cc_norm": nan,
             "best_epoch": int(preds["best_epoch"].values[i]) if "best_epoch" in preds else -1,

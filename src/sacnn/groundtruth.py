@@ -3,37 +3,59 @@
 A simulated site's ``truth_<site>.nc`` (written by :mod:`sacnn.simulate`) holds every neuron's
 noiseless response to each validation image (``r_true``), the same neuron with its surround
 term removed (``r_centre``), its response to the image with grey outside the analysis
-aperture (``r_aperture``) and the MGSM surround gate. This module sets each trained model
-against it, neuron by neuron::
+aperture (``r_aperture``), the MGSM surround gate, and for each of the three responses the
+recorded response it is expected to give (``expected_true``, ``expected_centre``,
+``expected_aperture``: the mean over the trial noise, in dF/F,
+:func:`sacnn.simulate.noise.expected_trials`). This module sets each trained model against it,
+neuron by neuron::
 
     python -m sacnn.groundtruth site --site sim1 --truth resources/sim1/truth_sim1.nc \\
         --dataset results/sim1/dataset.nc --spec '<json>' --out results/sim1/groundtruth.csv
     python -m sacnn.groundtruth gather --out results/groundtruth.csv --meta results/groundtruth.json \\
         results/sim1/groundtruth.csv ...
 
-Columns (:data:`GROUNDTRUTH_COLUMNS`; correlations are Pearson r over the validation images,
-NaN where undefined, e.g. a constant input):
+Units. The models are fitted to the recording, so every truth score compares in the
+recording's units: with the EXPECTED recorded responses (dF/F), never with the rates
+``r_*`` (units of the peak rate, before the spikes' noise and the GCaMP saturation), against
+which a perfect model would not score perfectly (its PT would compare a rate with a dF/F
+threshold). Only ``truth_suppression`` reads the rates, because it is a property of the
+neuron's drive (how much the surround divides it), not of the recording.
 
-=======================  ===============================================================
-``corr``                 prediction vs recorded response (mean over repeats): metrics.csv
-``corr_truth``           prediction vs the noiseless ``r_true``: what the model recovered
-``ceiling``              ``r_true`` vs recorded: the best ``corr`` any model can reach
-``pt_j``, ``pt_s``       the model's peak tuning (fractions, as in metrics.csv)
-``truth_pt_j/_s``        PT of ``r_true`` itself: what a perfect model scores at this noise
-``pt_k``                 top images PT counts (1 % of the validation images)
-``aperture_corr``        the model on the aperture images vs ``r_aperture``
-``centre_corr``          FCL centre-hypercolumn contribution vs ``r_centre`` (FCL readouts)
-``surround_corr``        FCL surround contribution vs the true surround effect
-                         ``r_true - r_centre`` (FCL readouts; NaN on a surround-free site)
-``attention_gate_corr``  share of the centre query's attention outside the centre
-                         hypercolumn vs the surround gate (self-attention models)
-``truth_top_overlap``    share of the top-k images under ``r_true`` also top-k under
-                         ``r_centre``: how much the surround reorders the peak (1 = not)
-``truth_suppression``    1 - sum(r_true) / sum(r_centre): mean surround suppression
-``truth_aperture_corr``  ``r_aperture`` vs ``r_true``: how much of the true response the
-                         aperture alone explains, the ceiling of a centre-only model
-                         (rf-CNN) relative to a model of the whole image
-=======================  ===============================================================
+Columns (:data:`GROUNDTRUTH_COLUMNS`; correlations are Pearson r over the validation images,
+NaN where undefined, e.g. a constant input; "expected" = the expected recorded response):
+
+============================  ===============================================================
+``corr``                      prediction vs recorded response (mean over repeats): metrics.csv
+``corr_truth``                prediction vs ``expected_true``: what the model recovered
+``ceiling``                   ``expected_true`` vs recorded: the best ``corr`` a model can reach
+``pt_j``, ``pt_s``            the model's peak tuning (fractions, as in metrics.csv)
+``peak_overlap``              the model's scale-free peak measure (as in metrics.csv)
+``truth_pt_j/_s``             PT of ``expected_true`` against the recording: what a perfect
+                              model scores at this noise
+``truth_peak_overlap``        the same for ``peak_overlap``
+``pt_k``                      top images PT and the overlaps count (1 % of the images)
+``aperture_corr``             the model on the aperture images vs ``expected_aperture``
+``surround_mod_corr``         the model's surround modulation, its prediction on the full
+                              image minus that on the aperture image, vs the truth's,
+                              ``expected_true - expected_aperture`` (1 for the truth itself)
+``attention_gate_corr``       the surround attention's contribution to the centre hypercolumn
+                              (:func:`sacnn.analysis.surround_attention`) vs the MGSM gate
+                              (self-attention models; NaN when the contribution is constant,
+                              e.g. a residual gain of 0)
+``attention_surround_share``  mean over images of that contribution / the norm of the SA
+                              output at the centre (0: the attention changes nothing there)
+``truth_top_overlap``         share of the top-k images of ``expected_true`` that are top-k of
+                              ``expected_centre``: how much the surround reorders the peak
+``truth_suppression``         1 - sum(r_true) / sum(r_centre): mean surround suppression of
+                              the neuron's rate (rates, see Units)
+``truth_aperture_corr``       ``expected_aperture`` vs ``expected_true``: how much of the
+                              response the aperture alone explains, the ceiling of a
+                              centre-only model (rf-CNN) relative to a model of the whole image
+============================  ===============================================================
+
+The probe columns (aperture, surround modulation, attention) need the model's weights; they
+are computed from arrays by :func:`aperture_columns` and :func:`attention_columns`, which
+:func:`recovery` feeds with the networks' outputs.
 
 Before anything is compared the truth is tied to the dataset image by image (ids and the mean
 grey level of every image), so a truth file that belongs to other images is an error, never a
@@ -56,19 +78,22 @@ import xarray as xr
 
 from sacnn import metrics as M
 from sacnn.data.preprocess import apply_image_norm
-from sacnn.evaluation import VAL_IMAGE, measure_or_nan, read_predictions, score
+from sacnn.evaluation import VAL_IMAGE, read_predictions, score
 from sacnn.fileio import write_csv, write_json
 from sacnn.provenance import code_version
 
 GROUNDTRUTH_COLUMNS = [
     "site", "model", "label", "fraction", "neuron", "corr", "corr_truth", "ceiling",
-    "pt_j", "pt_s", "truth_pt_j", "truth_pt_s", "pt_k", "aperture_corr", "centre_corr",
-    "surround_corr", "attention_gate_corr", "truth_top_overlap", "truth_suppression",
-    "truth_aperture_corr",
+    "pt_j", "pt_s", "peak_overlap", "truth_pt_j", "truth_pt_s", "truth_peak_overlap", "pt_k",
+    "aperture_corr", "surround_mod_corr", "attention_gate_corr", "attention_surround_share",
+    "truth_top_overlap", "truth_suppression", "truth_aperture_corr",
 ]
 
-TRUTH_FIELDS = ("val_r_true", "val_r_centre", "val_r_aperture", "val_gate", "val_image_mean",
-                "aperture")
+TRUTHS = ("r_true", "r_centre", "r_aperture", "gate", "expected_true", "expected_centre",
+          "expected_aperture")
+"""The truth's per-(neuron, image) fields, read as ``val_<name>``."""
+
+TRUTH_FIELDS = (*(f"val_{t}" for t in TRUTHS), "val_image_mean", "aperture")
 """What a truth file must hold (sacnn.simulate.site writes it)."""
 
 #: grey levels of the simulator's images (uint8); the aperture images are grey (mid-level)
@@ -164,50 +189,90 @@ def check_alignment(truth: xr.Dataset, val_images: np.ndarray, dataset_attrs: Ma
 # ----------------------------------------------------------------------------- measures
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    return measure_or_nan(M.pearson, a, b)
-
-
-def top_overlap(a: np.ndarray, b: np.ndarray, k: int) -> float:
-    """Share of the top-``k`` images of ``a`` that are also top-``k`` of ``b`` (stable ties)."""
-    top_a = set(np.argsort(-a, kind="stable")[:k].tolist())
-    top_b = set(np.argsort(-b, kind="stable")[:k].tolist())
-    return len(top_a & top_b) / k
-
-
-def truth_columns(r_true: np.ndarray, r_centre: np.ndarray, r_aperture: np.ndarray,
-                  recorded: np.ndarray, top_fraction: float = 0.01) -> dict[str, np.ndarray]:
-    """Per-neuron properties of the truth itself, (neuron, image) inputs."""
-    n, n_img = r_true.shape
-    k = M.n_top(n_img, top_fraction)
-    out = {name: np.full(n, np.nan) for name in
-           ("ceiling", "truth_pt_j", "truth_pt_s", "truth_top_overlap", "truth_suppression",
-            "truth_aperture_corr")}
-    for i in range(n):
-        out["truth_aperture_corr"][i] = _corr(r_aperture[i], r_true[i])
-        out["ceiling"][i] = _corr(r_true[i], recorded[i])
-        out["truth_pt_j"][i] = M.peak_tuning_joint(r_true[i], recorded[i], top_fraction)
-        out["truth_pt_s"][i] = M.peak_tuning_separate(r_true[i], recorded[i], top_fraction)
-        out["truth_top_overlap"][i] = top_overlap(r_true[i], r_centre[i], k)
-        centre_sum = float(r_centre[i].sum())
-        if centre_sum > 0:
-            out["truth_suppression"][i] = 1.0 - float(r_true[i].sum()) / centre_sum
+def _rows(fn, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A :mod:`sacnn.metrics` measure of each row (neuron) of two (neuron, image) arrays,
+    NaN where a row holds a non-finite value (a diverged fit, or a probe that does not apply:
+    no warning, the column says so)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out = np.full(a.shape[0], np.nan)
+    ok = np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+    if ok.any():
+        out[ok] = np.atleast_1d(fn(a[ok], b[ok]))
     return out
+
+
+def corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r of each row (:func:`_rows`); a constant row is NaN too, and one
+    ``UndefinedCorrelationWarning`` says how many."""
+    return _rows(M.pearson, a, b)
+
+
+def truth_columns(fields: Mapping[str, np.ndarray], recorded: np.ndarray,
+                  top_fraction: float = 0.01) -> dict[str, np.ndarray]:
+    """Per-neuron properties of the truth itself from :data:`TRUTHS` arrays and the recorded
+    responses, all (neuron, image); in the recording's units but ``truth_suppression``."""
+    true = fields["expected_true"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        centre_sum = fields["r_centre"].sum(axis=1, dtype=np.float64)
+        suppression = np.where(centre_sum > 0, 1.0 - fields["r_true"].sum(
+            axis=1, dtype=np.float64) / centre_sum, np.nan)
+    return {
+        "ceiling": corr_rows(true, recorded),
+        "truth_pt_j": _rows(lambda a, b: M.peak_tuning_joint(a, b, top_fraction), true,
+                            recorded),
+        "truth_pt_s": _rows(lambda a, b: M.peak_tuning_separate(a, b, top_fraction), true,
+                            recorded),
+        "truth_peak_overlap": _rows(lambda a, b: M.peak_overlap(a, b, top_fraction), true,
+                                    recorded),
+        "truth_top_overlap": _rows(lambda a, b: M.peak_overlap(a, b, top_fraction),
+                                   fields["expected_centre"], true),
+        "truth_suppression": suppression,
+        "truth_aperture_corr": corr_rows(fields["expected_aperture"], true),
+    }
+
+
+def aperture_columns(full: np.ndarray, aperture: np.ndarray, expected_true: np.ndarray,
+                     expected_aperture: np.ndarray) -> dict[str, np.ndarray]:
+    """``aperture_corr`` and ``surround_mod_corr`` of a model from its responses to the full
+    and to the aperture images, each (neuron, image), against the expected recorded truths.
+
+    The surround modulation, response to the full image minus response to the image with
+    grey outside the aperture, is what the surround adds or takes away, whatever the
+    mechanism: it needs no split of the network into centre and surround parts (an additive
+    split of a divisive truth is not unique, and the centre hypercolumn of a 5 x 5 final map
+    already sees the surround). The truth itself, used as a model, scores 1 on both.
+    """
+    return {"aperture_corr": corr_rows(aperture, expected_aperture),
+            "surround_mod_corr": corr_rows(full - aperture, expected_true - expected_aperture)}
+
+
+def attention_columns(effect: np.ndarray, output_norm: np.ndarray, gate: np.ndarray
+                      ) -> dict[str, np.ndarray]:
+    """``attention_gate_corr`` and ``attention_surround_share`` from a model's surround
+    attention contribution and SA output norm at the centre
+    (:func:`sacnn.analysis.surround_attention`) and the truth's gate, each (neuron, image).
+    Rows of NaN (a model without self-attention) give NaN; a constant contribution (a
+    residual gain of 0) gives share 0 and an undefined correlation (NaN, with a warning)."""
+    effect, output_norm = np.asarray(effect, np.float64), np.asarray(output_norm, np.float64)
+    share = np.full(effect.shape[0], np.nan)
+    ok = np.isfinite(effect).all(axis=1) & (output_norm > 0).all(axis=1)
+    share[ok] = (effect[ok] / output_norm[ok]).mean(axis=1)
+    return {"attention_gate_corr": corr_rows(effect, gate),
+            "attention_surround_share": share}
 
 
 def probe_networks(weights: Sequence[str | Path], neurons: Sequence[str], images: np.ndarray,
                    aperture_images: np.ndarray) -> dict[str, np.ndarray]:
     """Run a model's per-neuron networks on the validation and aperture images.
 
-    Returns, per neuron (in ``neurons`` order) and image: ``aperture`` (the prediction for
-    the aperture image), ``centre`` and ``surround`` (FCL decomposition; NaN for a centre-only
-    readout, which has no surround term) and ``surround_attention`` (1 - the centre query's
-    attention on the centre hypercolumn; NaN without self-attention).
+    Returns, per neuron (in ``neurons`` order) and image: ``full`` and ``aperture`` (the
+    predictions for the image and for its aperture version), ``effect`` and ``output_norm``
+    (:func:`sacnn.analysis.attention_surround_effect` of the first self-attention layer; NaN
+    without self-attention).
     """
     import torch
 
-    from sacnn.analysis import centre_attention, fcl_decomposition
-    from sacnn.models import CentreReadout
+    from sacnn.analysis import attention_surround_effect
     from sacnn.training.weights import load_networks
 
     ids, nets = load_networks(weights, dtype=torch.float32)
@@ -218,21 +283,16 @@ def probe_networks(weights: Sequence[str | Path], neurons: Sequence[str], images
                                "predictions; rerun the model's training jobs")
     x = torch.as_tensor(np.asarray(images, dtype=np.float32))
     xa = torch.as_tensor(np.asarray(aperture_images, dtype=np.float32))
-    n_img = len(x)
-    out = {k: np.full((len(neurons), n_img), np.nan)
-           for k in ("aperture", "centre", "surround", "surround_attention")}
+    out = {k: np.full((len(neurons), len(x)), np.nan)
+           for k in ("full", "aperture", "effect", "output_norm")}
     with torch.no_grad():
         for i, nid in enumerate(neurons):
-            net = by_id[nid]
-            out["aperture"][i] = torch.cat([net(xa[s:s + 500].unsqueeze(1))
-                                            for s in range(0, n_img, 500)]).double().numpy()
-            if not isinstance(net.readout, CentreReadout):
-                centre, surround, _ = fcl_decomposition(net, x)
-                out["centre"][i], out["surround"][i] = centre, surround
+            net = by_id[nid].eval()
+            for key, imgs in (("full", x), ("aperture", xa)):
+                out[key][i] = torch.cat([net(imgs[s:s + 500].unsqueeze(1))
+                                         for s in range(0, len(imgs), 500)]).double().numpy()
             if net.spec.has_attention:
-                att = centre_attention(net, x)
-                c = att.shape[-1] // 2
-                out["surround_attention"][i] = 1.0 - att[:, c, c]
+                out["effect"][i], out["output_norm"][i] = attention_surround_effect(net, x)
     return out
 
 
@@ -243,7 +303,7 @@ class SiteTruth:
 
     images: np.ndarray            # (image, y, x) model inputs, in ``image_ids`` order
     aperture_images: np.ndarray   # the same with mid-grey outside the truth's aperture
-    fields: dict[str, np.ndarray]  # r_true, r_centre, r_aperture, gate: (neuron, image)
+    fields: dict[str, np.ndarray]  # TRUTHS (r_true, ..., expected_aperture): (neuron, image)
     columns: dict[str, np.ndarray]  # truth_columns(), per neuron
 
     @classmethod
@@ -258,13 +318,11 @@ class SiteTruth:
                                    "not in the dataset")
         arr = val.values[[index[i] for i in images]]
         check_alignment(truth, arr, dataset.attrs, images, where)
-        fields = {k: _select(truth, f"val_{k}", neurons, images, where)
-                  for k in ("r_true", "r_centre", "r_aperture", "gate")}
+        fields = {k: _select(truth, f"val_{k}", neurons, images, where) for k in TRUTHS}
         grey = float(model_space(dataset.attrs, np.array(MID_GREY * RAW_GREY_MAX)))
         mask = truth["aperture"].values.astype(bool)
         return cls(arr, np.where(mask[None], arr, np.float32(grey)), fields,
-                   truth_columns(fields["r_true"], fields["r_centre"], fields["r_aperture"],
-                                 recorded, top_fraction))
+                   truth_columns(fields, recorded, top_fraction))
 
 
 def recovery(site: str, truth: xr.Dataset, dataset: xr.Dataset, models: Mapping[str, Any],
@@ -273,10 +331,10 @@ def recovery(site: str, truth: xr.Dataset, dataset: xr.Dataset, models: Mapping[
 
     ``models`` maps a model key to ``{"label", "fraction", "predictions": path, "weights":
     [chunk weights.pt, ...]}`` (weights optional: without them the probe columns are NaN).
-    ``corr``, ``pt_j``, ``pt_s`` and ``pt_k`` are those of metrics.csv
+    ``corr``, ``pt_j``, ``pt_s``, ``peak_overlap`` and ``pt_k`` are those of metrics.csv
     (:func:`sacnn.evaluation.score` on the same predictions).
     """
-    rows = []
+    frames = []
     aligned: dict[tuple, SiteTruth] = {}
     for model, spec in models.items():
         preds = read_predictions(spec["predictions"])
@@ -291,28 +349,22 @@ def recovery(site: str, truth: xr.Dataset, dataset: xr.Dataset, models: Mapping[
         scores = score(preds, site=site, model=model, label=label, fraction=fraction,
                        top_fraction=top_fraction)
         pred = preds["prediction"].transpose("neuron", VAL_IMAGE).values.astype(np.float64)
+        nan = np.full(pred.shape, np.nan)
         probes = (probe_networks(spec["weights"], neurons, t.images, t.aperture_images)
-                  if spec.get("weights") else None)
-        r_true, r_centre = t.fields["r_true"], t.fields["r_centre"]
-        for i, nid in enumerate(neurons):
-            row = {
-                "site": site, "model": model, "label": label, "fraction": fraction,
-                "neuron": nid,
-                **{c: scores[c].iloc[i] for c in ("corr", "pt_j", "pt_s", "pt_k")},
-                "corr_truth": _corr(pred[i], r_true[i]) if np.isfinite(pred[i]).all()
-                else np.nan,
-                **{name: float(v[i]) for name, v in t.columns.items()},
-                "aperture_corr": np.nan, "centre_corr": np.nan, "surround_corr": np.nan,
-                "attention_gate_corr": np.nan,
-            }
-            if probes is not None:
-                row["aperture_corr"] = _corr(probes["aperture"][i], t.fields["r_aperture"][i])
-                row["centre_corr"] = _corr(probes["centre"][i], r_centre[i])
-                row["surround_corr"] = _corr(probes["surround"][i], r_true[i] - r_centre[i])
-                row["attention_gate_corr"] = _corr(probes["surround_attention"][i],
-                                                   t.fields["gate"][i])
-            rows.append(row)
-    return pd.DataFrame(rows, columns=GROUNDTRUTH_COLUMNS)
+                  if spec.get("weights") else {k: nan for k in
+                                               ("full", "aperture", "effect", "output_norm")})
+        columns = {
+            **{c: scores[c].to_numpy() for c in ("corr", "pt_j", "pt_s", "peak_overlap",
+                                                  "pt_k")},
+            "corr_truth": corr_rows(pred, t.fields["expected_true"]),
+            **t.columns,
+            **aperture_columns(probes["full"], probes["aperture"], t.fields["expected_true"],
+                               t.fields["expected_aperture"]),
+            **attention_columns(probes["effect"], probes["output_norm"], t.fields["gate"]),
+        }
+        frames.append(pd.DataFrame({"site": site, "model": model, "label": label,
+                                    "fraction": fraction, "neuron": neurons, **columns}))
+    return pd.concat(frames, ignore_index=True)[GROUNDTRUTH_COLUMNS]
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -364,7 +416,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.groundtruth
                             "provenance": json.loads(args.provenance)}, args.meta)
     except (GroundTruthError, ValueError) as exc:
         raise SystemExit(f"sacnn.groundtruth: error: {exc}") from None
-    summary = df.groupby(["site", "model"], sort=False)[["corr", "corr_truth", "ceiling"]].median()
+    summary = df.groupby(["site", "model"], sort=False)[
+        ["corr", "corr_truth", "ceiling", "peak_overlap", "surround_mod_corr"]].median()
     with pd.option_context("display.width", 200):
         print(summary.round(3))
     return 0

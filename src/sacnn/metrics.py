@@ -36,6 +36,7 @@ __all__ = [
     "feve",
     "n_top",
     "normalized_correlation",
+    "peak_overlap",
     "peak_reach",
     "peak_tuning_joint",
     "peak_tuning_separate",
@@ -249,6 +250,44 @@ def peak_tuning_separate(
     return _out((top_pred >= threshold).mean(axis=-1))
 
 
+def peak_overlap(
+    pred: ArrayLike, real: ArrayLike, top_fraction: float = 0.01, axis: int = -1
+) -> FloatOrArray:
+    """Scale-free peak measure: the share of the recorded top images that are also the
+    prediction's top images, a fraction in [0, 1], along ``axis`` (images).
+
+    With ``k = n_top(N, top_fraction)`` (k = 10 for N = 1000 images):
+
+    1. the recorded top k: the images ranked by their REAL response, highest first, ties to
+       the lower image index (a stable sort), exactly the images PT_J counts;
+    2. the predicted top k: the images ranked by their PREDICTED response the same way
+       (highest first, ties to the lower image index);
+    3. peak_overlap = (number of images in both) / k.
+
+    Unlike PT_J and PT_S no predicted value is compared with a recorded one, only the two
+    rankings: the measure is unchanged by any strictly increasing transform of the
+    prediction (a stretch ``a * pred`` with a > 0, a shift ``pred + b``, a monotone output
+    nonlinearity), up to float rounding that would make two distinct predictions equal. So a
+    prediction whose scale is off by a factor, which moves PT either way, scores what its
+    ranking of the images deserves. A perfect ranking scores 1; a prediction unrelated to the
+    response scores k / N on average.
+
+    Ties: with several predictions equal at the k-th place the lower-indexed images enter the
+    predicted top k (the same rule as the recorded ranking), so the result is fixed for any
+    input; a constant prediction picks images 0 .. k-1.
+
+    Raises:
+        ValueError: shapes differ, input empty, NaN/infinite values, or ``top_fraction``
+            outside (0, 1].
+    """
+    p, _, _, order, k = _peak_tuning_inputs(pred, real, top_fraction, axis)
+    in_real_top = np.zeros(p.shape, dtype=bool)
+    np.put_along_axis(in_real_top, order, True, axis=-1)
+    pred_top = np.argsort(-p, axis=-1, kind="stable")[..., :k]
+    hits = np.take_along_axis(in_real_top, pred_top, axis=-1).sum(axis=-1)
+    return _out(np.asarray(hits / k, dtype=np.float64))
+
+
 # ------------------------------------------------------------------ population summary
 
 
@@ -313,11 +352,14 @@ class PeakReach:
     A population mean PT is ``hits / chances``; its smallest non-zero value is
     ``1 / chances``. With few neurons or few images (k = 3 of 300 images, 10 neurons: 30
     chances, 3.3 %) a mean PT of the size the paper reports (well below 1 %) shows as 0: a
-    table or figure should then say so rather than present 0 as a finding.
+    table or figure should then say so rather than present 0 as a finding. The same holds for
+    :func:`peak_overlap` (a share of k images per neuron too): its hits are the recorded top
+    images found among the prediction's top k.
     """
 
     k: int          # top images per neuron (the largest k among the neurons)
-    hits: int       # top images predicted at or above their neuron's threshold, all neurons
+    hits: int       # top images predicted at or above their neuron's threshold (PT), or
+    #                 found among the prediction's top k (peak_overlap), all neurons
     chances: int    # the sum of k over neurons with a defined PT
 
     @property
@@ -327,8 +369,8 @@ class PeakReach:
 
 
 def peak_reach(pt: ArrayLike, k: ArrayLike) -> PeakReach:
-    """:class:`PeakReach` of per-neuron PT values (fractions; NaN = undefined, left out) and
-    each neuron's k (:func:`n_top` of its image count)."""
+    """:class:`PeakReach` of per-neuron PT (or peak_overlap) values (fractions; NaN =
+    undefined, left out) and each neuron's k (:func:`n_top` of its image count)."""
     v = _as_float64(pt, "pt", allow_nan=True).ravel()
     kk = np.broadcast_to(np.asarray(k, dtype=np.int64).ravel(), v.shape)
     defined = ~np.isnan(v)

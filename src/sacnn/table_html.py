@@ -4,10 +4,11 @@ One self-contained page per table (``results/tables/<table>.html``, written besi
 ``python -m sacnn.tables table --html ...``): the sites (Table 3: each data fraction of a site)
 are column groups, each with CORR. +- SEM, the change relative to the baseline in percent
 (ratio of the means, and beside it the mean of the per-neuron changes), PT_J and PT_S in
-percent. The highest CORR. of each group is bold, as in the paper. A cell with no value shows
-"n/a" with a numbered note that says why (for PT the table's ``pt_note``: no prediction
-reached any top-k threshold, and 0 would not rank the models), never "nan". The CSV keeps
-every column at full precision (k, hits, resolution of PT).
+percent, and beside them the peak overlap in percent (the scale-free check, marked as not a
+column of the paper). The highest CORR. of each group is bold, as in the paper. A cell with no
+value shows "n/a" with a numbered note that says why (for PT and peak overlap the table's
+``pt_note``: no prediction reached any top-k threshold, and 0 would not rank the models),
+never "nan". The CSV keeps every column at full precision (k, hits, resolution of PT).
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ def _pt_cell(row: Mapping[str, Any], p: str, stat: str, segments: Mapping[str, s
         return f"{float(value):.3f}"
     text = segments.get(p)
     if not text:
-        text = f"{stat.upper()}: no neuron has a defined value"
+        name = {"pt_j": "PT_J", "pt_s": "PT_S"}.get(stat, stat.replace("_", " "))
+        text = f"{name}: no neuron has a defined value"
     return notes.cell(text)
 
 
@@ -172,7 +174,8 @@ def render_table(df: pd.DataFrame, spec: Mapping[str, Any]) -> str:
     stats = [("corr", "CORR. &plusmn; SEM"), ("delta_pct", delta_head)]
     if per_neuron:
         stats.append(("delta_pct_neuron", "&Delta; per neuron (%)"))
-    stats += [("pt_j", "PT<sub>J</sub> (%)"), ("pt_s", "PT<sub>S</sub> (%)")]
+    stats += [("pt_j", "PT<sub>J</sub> (%)"), ("pt_s", "PT<sub>S</sub> (%)"),
+              ("peak_overlap", "peak overlap<sup>&dagger;</sup> (%)")]
     n_const = {p: _uniform(df, f"{p}_n") for p, _ in groups}
     show_n = {p: n_const[p] is None for p, _ in groups}
 
@@ -221,8 +224,8 @@ def render_table(df: pd.DataFrame, spec: Mapping[str, Any]) -> str:
                     row.get(f"{p}_delta_pct_neuron"), notes,
                     "Δ per neuron: no neuron has a defined correlation under both models with "
                     "a non-zero reference"))
-            values += [_pt_cell(row, p, "pt_j", segments, notes),
-                       _pt_cell(row, p, "pt_s", segments, notes)]
+            values += [_pt_cell(row, p, stat, segments, notes)
+                       for stat in ("pt_j", "pt_s", "peak_overlap")]
             if show_n[p]:
                 values.append(str(int(row[f"{p}_n"])) if _finite(row[f"{p}_n"]) else "0")
             group_html += "".join(f"<td{GROUP_START if i == 0 else ''}>{v}</td>"
@@ -244,7 +247,12 @@ def render_table(df: pd.DataFrame, spec: Mapping[str, Any]) -> str:
            "relative one; see docs/reproduction-notes.md)"
            if per_neuron else "")
         + ". PT<sub>J</sub>, PT<sub>S</sub>: mean peak-tuning indices in percent, as the paper "
-        "prints them. n: neurons with a defined correlation"
+        "prints them (they compare predicted with recorded magnitudes, so they move with the "
+        "prediction's scale)"
+        + "; peak overlap<sup>&dagger;</sup>: the share of each neuron's recorded top-k "
+        "images that are among its prediction's top k, mean in percent, unchanged by the "
+        "prediction's scale: our scale-free check beside PT, not a column of the paper"
+        + ". n: neurons with a defined correlation"
         + (f" (undefined, left out: {html.escape(', '.join(undefined))})" if undefined else "")
         + ("." if appendix else "; bold: the highest CORR. of the column.")
         + f" Full precision, PT's top-k, hits and resolution: results/{html.escape(name)}.csv."

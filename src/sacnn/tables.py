@@ -20,16 +20,21 @@ config key (``key``), and for each site (and, in Table 3, each data fraction) th
 ``<site>_pt_j``        mean PT_J in percent, as the paper prints it (0.232 = 0.232 %); empty
                        where no prediction reached any top-k threshold (see ``pt_note``)
 ``<site>_pt_s``        mean PT_S in percent (empty likewise)
+``<site>_peak_overlap`` mean peak overlap in percent (:func:`sacnn.metrics.peak_overlap`):
+                       the scale-free check beside PT, not a column of the paper; empty
+                       where no prediction's top k held any recorded top image
 ``<site>_n``           neurons with a defined correlation
 ``<site>_n_undefined`` neurons whose correlation is undefined (left out of the means)
 ``<site>_pt_k``        top images per neuron that PT counts (1 % of the validation images)
 ``<site>_pt_j_hits``   top images, over all neurons, whose prediction reached the threshold
 ``<site>_pt_s_hits``   the same for PT_S (PT = hits / (neurons x k))
-``<site>_pt_resolution`` the smallest non-zero mean PT these neurons and k can show (percent)
-``pt_note``            why a row's PT cell is empty: no prediction reached any threshold,
-                       so its PT would be 0, which is below the resolution (with 10 neurons
-                       x k = 10 it is 1 %, above most of the paper's PT values) and does
-                       not rank the models
+``<site>_peak_overlap_hits`` recorded top images found among the prediction's top k
+``<site>_pt_resolution`` the smallest non-zero mean PT (or peak overlap) these neurons and
+                       k can show (percent)
+``pt_note``            why a row's PT (or peak overlap) cell is empty: no prediction reached
+                       any threshold, so its PT would be 0, which is below the resolution
+                       (with 10 neurons x k = 10 it is 1 %, above most of the paper's PT
+                       values) and does not rank the models
 =====================  ====================================================================
 
 Table 3's columns are ``<site>_<fraction>_...`` (baseline at the same fraction). The appendix
@@ -57,8 +62,13 @@ from sacnn.provenance import code_version
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
     from sacnn.plan import TableSpec
 
-STATS = ("corr", "corr_sem", "delta_pct", "delta_pct_neuron", "pt_j", "pt_s", "n",
-         "n_undefined", "pt_k", "pt_j_hits", "pt_s_hits", "pt_resolution")
+STATS = ("corr", "corr_sem", "delta_pct", "delta_pct_neuron", "pt_j", "pt_s", "peak_overlap",
+         "n", "n_undefined", "pt_k", "pt_j_hits", "pt_s_hits", "peak_overlap_hits",
+         "pt_resolution")
+
+#: the peak measures: metrics.csv column -> name in the notes (fractions per neuron, percent
+#: in the tables; PT_J and PT_S are the paper's, peak overlap its scale-free check)
+PEAK_MEASURES = {"pt_j": "PT_J", "pt_s": "PT_S", "peak_overlap": "peak overlap"}
 
 
 class TableError(ValueError):
@@ -66,40 +76,43 @@ class TableError(ValueError):
 
 
 def model_summary(df: pd.DataFrame) -> dict[str, float]:
-    """Population means of one model's metrics.csv rows (PT in percent), and how many top
-    images the PT means are made of (:func:`sacnn.metrics.peak_reach`)."""
+    """Population means of one model's metrics.csv rows (PT and peak overlap in percent),
+    and how many top images those means are made of (:func:`sacnn.metrics.peak_reach`)."""
     corr = summarize(df["corr"].to_numpy(dtype=float))
-    pt_j = summarize(df["pt_j"].to_numpy(dtype=float))
-    pt_s = summarize(df["pt_s"].to_numpy(dtype=float))
-    reach_j = peak_reach(df["pt_j"].to_numpy(dtype=float), df["pt_k"].to_numpy())
-    reach_s = peak_reach(df["pt_s"].to_numpy(dtype=float), df["pt_k"].to_numpy())
-    # a PT of 0 made of no hit at all is below the metric's resolution, not a finding: the
-    # cell stays empty and pt_note says why (the hits, k and resolution columns stay)
-    return {
-        "corr": corr.mean,
-        "corr_sem": corr.sem,
-        "pt_j": pt_j.mean * 100.0 if reach_j.hits else math.nan,
-        "pt_s": pt_s.mean * 100.0 if reach_s.hits else math.nan,
-        "n": corr.n,
-        "n_undefined": corr.n_undefined,
-        "pt_k": reach_j.k,
-        "pt_j_hits": reach_j.hits,
-        "pt_s_hits": reach_s.hits,
-        "pt_resolution": reach_j.resolution * 100.0,
-    }
+    out: dict[str, float] = {"corr": corr.mean, "corr_sem": corr.sem, "n": corr.n,
+                             "n_undefined": corr.n_undefined}
+    for col in PEAK_MEASURES:
+        values = df[col].to_numpy(dtype=float)
+        reach = peak_reach(values, df["pt_k"].to_numpy())
+        # a mean of 0 made of no hit at all is below the measure's resolution, not a
+        # finding: the cell stays empty and pt_note says why (hits, k, resolution stay)
+        out[col] = summarize(values).mean * 100.0 if reach.hits else math.nan
+        out[f"{col}_hits"] = reach.hits
+        if col == "pt_j":  # every peak measure counts the same k images of the same neurons
+            out["pt_k"], out["pt_resolution"] = reach.k, reach.resolution * 100.0
+    return out
 
 
 def pt_note(summary: dict[str, float], where: str, n_images: int) -> str:
-    """Why a PT cell is empty: no prediction of any neuron reached its top-k threshold."""
-    empty = [name for name, hits in (("PT_J", "pt_j_hits"), ("PT_S", "pt_s_hits"))
-             if not summary[hits]]
-    if not empty or not summary["pt_k"]:
+    """Why a PT or peak-overlap cell is empty: no prediction of any neuron reached its top-k
+    threshold (PT), or held any of its recorded top-k images among its own top k."""
+    k = summary["pt_k"]
+    if not k:
         return ""
-    return (f"{where}: {' and '.join(empty)} left empty: PT = 0 because no prediction "
-            f"reached its neuron's top-{summary['pt_k']} threshold (top 1 % of {n_images} "
-            f"validation images); these {summary['n'] + summary['n_undefined']} neurons can "
-            f"only show a mean PT of 0 or >= {summary['pt_resolution']:.2f} %, so 0 would "
-            "not rank the models")
+    parts = []
+    empty = [PEAK_MEASURES[c] for c in ("pt_j", "pt_s") if not summary[f"{c}_hits"]]
+    if empty:
+        parts.append(f"{' and '.join(empty)} left empty: PT = 0 because no prediction "
+                     f"reached its neuron's top-{k} threshold (top 1 % of {n_images} "
+                     "validation images)")
+    if not summary["peak_overlap_hits"]:
+        parts.append(f"peak overlap left empty: no prediction's top {k} held any of its "
+                     f"neuron's recorded top {k}")
+    if not parts:
+        return ""
+    return (f"{where}: {'; '.join(parts)}; these {summary['n'] + summary['n_undefined']} "
+            f"neurons can only show a mean of 0 or >= {summary['pt_resolution']:.2f} %, so 0 "
+            "would not rank the models")
 
 
 def delta_pct(value: float, baseline: float) -> float:
@@ -209,11 +222,12 @@ def build_table(spec: TableSpec) -> pd.DataFrame:
 
 
 ROUNDING = {"corr": 4, "corr_sem": 4, "delta_pct": 2, "delta_pct_neuron": 2, "pt_j": 3,
-            "pt_s": 3, "pt_resolution": 3}
+            "pt_s": 3, "peak_overlap": 3, "pt_resolution": 3}
 
 
 def rounded(df: pd.DataFrame) -> pd.DataFrame:
-    """Round for printing (CORR 4 decimals, delta 2, PT 3); counts stay integers."""
+    """Round for printing (CORR 4 decimals, delta 2, PT and peak overlap 3); counts stay
+    integers."""
     out = df.copy()
     for col in out.columns:
         # longest suffix first: "_corr_sem" must not be taken for "_corr"
@@ -237,7 +251,10 @@ def sidecar(spec: Mapping[str, Any], df: pd.DataFrame) -> dict[str, Any]:
         "columns": list(df.columns),
         "units": {"corr": "Pearson r", "delta_pct": "percent of the baseline's corr",
                   "pt_j": "percent (mean PT_J x 100)", "pt_s": "percent (mean PT_S x 100)",
+                  "peak_overlap": "percent (mean peak_overlap x 100; scale-free, not in the "
+                                  "paper)",
                   "pt_k": "images per neuron", "pt_j_hits": "images", "pt_s_hits": "images",
+                  "peak_overlap_hits": "images",
                   "pt_resolution": "percent (100 / (neurons x pt_k))"},
         "spec": {k: v for k, v in spec.items() if k not in ("metrics", "provenance")},
         "provenance": spec.get("provenance", {}),

@@ -65,13 +65,20 @@ def predictions(inputs: Mapping[str, Any], figure: str, site: str,
 
 
 def metrics(inputs: Mapping[str, Any], figure: str, site_list: list[str],
-            model_list: list[str], fraction: str | None = None) -> pd.DataFrame:
+            model_list: list[str], fraction: str | None = None,
+            required: tuple[str, ...] = ()) -> pd.DataFrame:
     """The metrics.csv of each (site, model), concatenated; ``site`` and ``model`` columns
-    are set from the keys, rows of other fractions are dropped when a fraction is given."""
+    are set from the keys, rows of other fractions are dropped when a fraction is given. A
+    file without a ``required`` column is an error naming it."""
     frames = []
     for s in site_list:
         for m in model_list:
-            df = pd.read_csv(need(inputs, figure, "inputs", "metrics", s, m))
+            path = need(inputs, figure, "inputs", "metrics", s, m)
+            df = pd.read_csv(path)
+            missing = [c for c in required if c not in df.columns]
+            if missing:
+                raise FigureInputError(f"{figure}: {path}: column(s) {missing} missing (written "
+                                       "by an older sacnn): delete it and run snakemake again")
             df = df.assign(site=s, model=m, neuron=df["neuron"].astype(str))
             if fraction is not None and "fraction" in df:
                 df = df[df["fraction"].astype(str) == str(fraction)]

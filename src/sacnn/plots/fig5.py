@@ -1,5 +1,7 @@
 """Fig. 5: mean peak-tuning indices PT_J and PT_S (percent, SEM error bars) of the Table-1
-models; one row per site, PT_J left, PT_S right.
+models; one row per site, PT_J left, PT_S middle, and right the peak overlap
+(``sacnn.metrics.peak_overlap``), a scale-free check that is not a panel of the paper (PT moves
+with the prediction's scale; the overlap does not).
 
 inputs: ``metrics[site][model]`` for every site and model. params: ``sites`` (or ``site``),
 ``models``, ``labels``, ``fraction`` (rows of other fractions are ignored).

@@ -1,9 +1,9 @@
 """Ground truth and claims in one figure (results/figures/groundtruth.{pdf,png}).
 
 (a) Recovery of the simulated truth, mean over neurons per site and model (rows) and measure
-(columns, :data:`sacnn.groundtruth.GROUNDTRUTH_COLUMNS`); a cell that is undefined for that
-model (e.g. ``surround_corr`` of a centre-only readout, or on a site without surround) reads
-"n/a" instead of a number. (b) Every claim on every site: the mean paired difference with
+(columns, :data:`sacnn.groundtruth.GROUNDTRUTH_COLUMNS`; truths in the recording's units); a
+cell that is undefined for that model (e.g. the attention columns of a model without
+self-attention) reads "n/a" instead of a number. (b) Every claim on every site: the mean paired difference with
 its bootstrap interval, coloured by verdict; a claim marked surround-dependent on a control
 site without surround is drawn hollow.
 
@@ -31,10 +31,12 @@ RECOVERY = {
     "corr": "r recorded",
     "corr_truth": "r truth",
     "ceiling": "ceiling",
+    "peak_overlap": "peak overlap",
+    "truth_peak_overlap": "truth peak overlap",
     "aperture_corr": "aperture",
-    "centre_corr": "FCL centre",
-    "surround_corr": "FCL surround",
+    "surround_mod_corr": "surround modulation",
     "attention_gate_corr": "attention~gate",
+    "attention_surround_share": "attention surround share",
     "truth_top_overlap": "truth top-1% kept",
     "truth_suppression": "truth suppression",
     "truth_aperture_corr": "truth aperture~full",
