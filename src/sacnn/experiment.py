@@ -168,9 +168,12 @@ def site_surround(config: Mapping[str, Any], site: str) -> str:
     return f"x{cfg.surround_strength:g}"
 
 
-#: Simulate settings a control may differ in from its site: the surround itself, the site's
-#: name and the generator's chunk size (memory only: the same numbers come out).
-CONTROL_MAY_DIFFER = ("site", "surround", "surround_strength", "chunk")
+#: Simulate settings a control may differ in from its site: those of the surround (whether,
+#: how strong, which kind, and how much of the response it may explain, which sets its
+#: weight), the site's name and the generator's chunk size (memory only: the same numbers).
+#: A name the simulator does not know is simply never there.
+CONTROL_MAY_DIFFER = ("site", "chunk", "surround", "surround_strength", "surround_kind",
+                      "aperture_corr_range")
 
 
 def site_controls(config: Mapping[str, Any], site: str) -> list[str]:
