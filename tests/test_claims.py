@@ -395,6 +395,14 @@ def test_a_percent_of_nothing_is_undetermined(demo):
                                 else BASE)).iloc[0]
     assert row["verdict"].startswith("undetermined: the versus model's values sum to 0")
     assert np.isnan(row["p_value"])
+    # a versus mean that may be 0 (r scattered around 0 at 25 %) makes any percentage of it
+    # meaningless: at the tiny workflow's 3 neurons this case gave -3435 percentage points
+    near_zero = np.tile([0.05, -0.04], 15)
+    fill = lambda s, m, f, x: near_zero if (m, f) == ("ff_cnn", "f25") else BASE
+    row = evaluate(spec, memory(spec, fill)).iloc[0]
+    assert row["verdict"].startswith("undetermined: the versus model's mean on sim1 at f25 is "
+                                     "not shown to differ from 0")
+    assert np.isnan(row["p_value"]) and np.isfinite(row["mean_versus"])
 
 
 def test_the_jackknife_se_of_a_mean_is_its_sem():

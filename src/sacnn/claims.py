@@ -284,21 +284,31 @@ def percent_statistic(signs: Sequence[int]) -> stats.Statistic:
     return stat
 
 
-def _percent_undefined(x: np.ndarray) -> str:
-    """Why a percent effect (or its jackknife) is undefined, or ''."""
+def _percent_undefined(x: np.ndarray, comps: Sequence[Component], confidence: float) -> str:
+    """Why a percent effect is undefined, or '': a versus mean of 0 (with every neuron or
+    without one, as the jackknife leaves it out), or one whose t interval holds 0, so that
+    the percentage of it could have any size and either sign."""
     versus = x[:, 1::2]
     sums = versus.sum(axis=0)
     if np.any(sums == 0) or np.any(sums[None, :] - versus == 0):
         return ("the versus model's values sum to 0 (or do so without one neuron): a "
                 "percentage of 0 is undefined")
+    lo, hi = stats.interval(stats.mean_of, versus.T[..., None], "t", confidence, n_boot=0,
+                            rng=np.random.default_rng(0))
+    for (site, fraction, _), a, b in zip(comps, lo, hi, strict=True):
+        if a <= 0 <= b:
+            return (f"the versus model's mean on {site} at {fraction} is not shown to differ "
+                    f"from 0 (t interval [{a:.3g}, {b:.3g}]): a percentage of it could have "
+                    "any size and either sign")
     return ""
 
 
-def row_statistics(x: np.ndarray, signs: Sequence[int], scale: str, measure: str,
+def row_statistics(x: np.ndarray, comps: Sequence[Component], scale: str, measure: str,
                    settings: Settings, rng: np.random.Generator) -> dict[str, Any]:
     """Effect, SE, interval, p-value and floor of per-neuron data ``x`` (n x 2c: model and
     versus of each component); ``reason`` says why no verdict can be reached ('' if one
     can)."""
+    signs = [c[2] for c in comps]
     n = len(x)
     out: dict[str, Any] = {"n": n, "effect": np.nan, "effect_sem": np.nan, "ci_low": np.nan,
                            "ci_high": np.nan, "p_value": np.nan, "p_floor": np.nan,
@@ -307,7 +317,7 @@ def row_statistics(x: np.ndarray, signs: Sequence[int], scale: str, measure: str
         out["reason"] = f"only {n} neuron(s) with every value defined"
         return out
     if scale == "percent":
-        out["reason"] = _percent_undefined(x)
+        out["reason"] = _percent_undefined(x, comps, settings.confidence)
         if out["reason"]:
             return out
         data, stat = x, percent_statistic(signs)
@@ -373,7 +383,7 @@ def claim_row(claim: Mapping[str, Any], site: str, values: Values, settings: Set
         "mean_versus": float(x[:, 1].mean()) if len(x) else np.nan,
         "effect_unit": unit, "effect_seed_sd": _seed_spread(per_seed, signs, scale),
         "interval": settings.interval, "confidence": settings.confidence,
-        **row_statistics(x, signs, scale, measure, settings, rng),
+        **row_statistics(x, comps, scale, measure, settings, rng),
         "surround_dependent": bool(claim["surround_dependent"]),
         "margin": float(claim.get("margin") or settings.margins[
             "percent" if scale == "percent" else measure]),
