@@ -163,24 +163,39 @@ def test_pt_figures_name_a_metrics_file_without_the_overlap(tmp_path):
             {"metrics": {"S": {"a": str(path)}}}, {"sites": ["S"], "models": ["a"]})
 
 
-def test_groundtruth_figure_says_na_and_flags_a_violated_control():
+def test_groundtruth_figure_says_na_and_flags_a_violated_control(tmp_path):
+    """The claims panel reads what sacnn.claims writes: the demo config's spec through the
+    plan, in-memory values, claims.csv written and read back."""
     import numpy as np
     import pandas as pd
 
-    from sacnn.claims import CLAIM_COLUMNS
+    from sacnn import cost, plan
+    from sacnn.claims import MemoryValues, evaluate, read_claims
     from sacnn.groundtruth import GROUNDTRUTH_COLUMNS
     from sacnn.plots.groundtruth import RECOVERY, make
 
     assert set(RECOVERY) <= set(GROUNDTRUTH_COLUMNS)  # the heat map reads groundtruth.csv
     gt = pd.DataFrame([{c: np.nan for c in GROUNDTRUTH_COLUMNS} | {
         "site": "s", "model": "rf", "label": "rf-CNN", "neuron": "0", "corr": 0.3}])
-    claims = pd.DataFrame([{c: "" for c in CLAIM_COLUMNS} | {
-        "claim": "x", "site": "s_off", "measure": "corr", "effect": -0.1, "ci_low": -0.2,
-        "ci_high": -0.05, "verdict": "contradicted", "control": "VIOLATED: an effect"}])
+    config = cost.load_config(ROOT / "config" / "config.yaml",
+                              ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    spec = plan.WorkflowPlan(config).claims_spec()
+    spec["tests"] = [t for t in spec["tests"] if t["claim"] == "sa_correlation"]
+    ids = [str(i) for i in range(12)]
+    base = np.linspace(0.1, 0.4, 12)
+    gain = {"sim1": 0.0, "sim2": 0.0, "sim1_strong": 0.0, "sim1_off": 0.05}
+    values = MemoryValues({(s, m, "f100", "corr"): pd.Series(
+        base - (gain[s] if m == "ff_sa_cnn" else 0) + 0.001 * (-1) ** np.arange(12), index=ids)
+        for s in gain for m in ("ff_sa_cnn", "ff_cnn")})
+    evaluate(spec, values).to_csv(tmp_path / "claims.csv", index=False)
+    claims = read_claims(tmp_path / "claims.csv")
     fig = make(gt, claims)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert "n/a" in texts and "0.30" in texts
     assert "contradicted - control VIOLATED" in texts
+    assert "supported" in texts  # sim1 minus its control: the deficit is the control's only
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert "sa_correlation [corr] @ sim1 - sim1_off" in labels
 
 
 def test_fig1b_population_share_above_half_peak():

@@ -433,9 +433,15 @@ def test_groundtruth_and_claims_follow_their_contracts(tiny_run):
 
     claims = read_claims(tiny_run / "results" / "claims.csv")
     assert list(claims.columns) == CLAIM_COLUMNS
+    effects = claims[claims["kind"] == "effect"]
     expected = [(t["claim"], s) for t in cfg["claims"]["tests"]
                 for s in (t.get("sites") or cfg["claims"]["sites"])]
-    assert list(zip(claims["claim"], claims["site"], strict=True)) == expected
+    assert list(zip(effects["claim"], effects["site"], strict=True)) == expected
+    # a surround-dependent claim is also tested against sim1's control, sim1_off
+    inter = claims[claims["kind"] == "interaction"]
+    assert list(zip(inter["claim"], inter["site"], inter["control_site"], strict=True)) == [
+        (t["claim"], "sim1", "sim1_off") for t in cfg["claims"]["tests"]
+        if t.get("surround_dependent")]
     assert set(claims.loc[claims["site"] == "sim1_off", "site_surround"]) == {"none"}
     assert set(claims.loc[claims["site"] == "sim1", "site_surround"]) == {"x1"}
     # 3 neurons can never reach p < 0.05: every verdict says so instead of a finding

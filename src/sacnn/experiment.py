@@ -168,6 +168,37 @@ def site_surround(config: Mapping[str, Any], site: str) -> str:
     return f"x{cfg.surround_strength:g}"
 
 
+#: Simulate settings a control may differ in from its site: those of the surround (whether,
+#: how strong, which kind, and how much of the response it may explain, which sets its
+#: weight), the site's name and the generator's chunk size (memory only: the same numbers).
+#: A name the simulator does not know is simply never there.
+CONTROL_MAY_DIFFER = ("site", "chunk", "surround", "surround_strength", "surround_kind",
+                      "aperture_corr_range")
+
+
+def site_controls(config: Mapping[str, Any], site: str) -> list[str]:
+    """The controls of ``site``: the other simulated sites whose surround is
+    :data:`NO_SURROUND` and whose settings are otherwise the same (seed, n_neurons, n_train,
+    n_val, repeats, photos, sparseness, noise, ...: every :class:`SiteConfig` field but
+    :data:`CONTROL_MAY_DIFFER`), so they have the same neurons' centres, stimuli and noise
+    and a neuron id names the same neuron on both. A recorded site, or a site that is itself
+    without surround, has none. In the config's order."""
+    from sacnn.simulate.config import SiteConfig  # light: settings only
+
+    def fixed(name: str) -> dict[str, Any] | None:
+        sim = config["sites"][name].get("simulate")
+        if sim is None:
+            return None
+        settings = SiteConfig.from_dict(sim, where=f"sites.{name}.simulate").to_dict()
+        return {k: v for k, v in settings.items() if k not in CONTROL_MAY_DIFFER}
+
+    own = fixed(site)
+    if own is None or site_surround(config, site) == NO_SURROUND:
+        return []
+    return [s for s in config["sites"] if s != site and fixed(s) == own
+            and site_surround(config, s) == NO_SURROUND]
+
+
 def model_chain(models: Mapping[str, Mapping[str, Any]], model: str) -> list[str]:
     """``model`` and the stages it is initialised from, earliest first."""
     out = [model]

@@ -104,6 +104,11 @@ def flatten_paths(obj: Any) -> list[str]:
     return [obj]
 
 
+CLAIMS_SETTINGS = ("bootstrap", "confidence", "alpha", "seed", "interval", "adjust",
+                   "permutations", "margins")
+"""Keys of the config's ``claims`` section passed to ``python -m sacnn.claims`` as they are."""
+
+
 class WorkflowPlan:
     """The jobs of one validated workflow config, as paths and hand-offs.
 
@@ -384,8 +389,10 @@ class WorkflowPlan:
         return self.run_provenance(self.groundtruth_sites, self.groundtruth["models"])
 
     def claims_spec(self) -> dict[str, Any]:
-        """The spec of ``python -m sacnn.claims``: the tests and every file they read (a
-        site's dataset and weights only where a test measures ``centre_share``)."""
+        """The spec of ``python -m sacnn.claims``: the tests, the statistics settings, each
+        site's controls among the claims' sites (:func:`sacnn.experiment.site_controls`) and
+        every file they read (a site's dataset and weights only where a test measures
+        ``centre_share``)."""
         config, claims = self.config, self.claims
         sites: dict[str, Any] = {}
         for test in claims["tests"]:
@@ -408,8 +415,12 @@ class WorkflowPlan:
             "tests": [{**t, "seeds": experiment.claim_seeds(config, t)}
                       for t in claims["tests"]],
             "default_sites": claims["sites"],
-            # bootstrap, confidence, alpha and seed: the schema fills in their defaults
-            **{k: claims[k] for k in ("bootstrap", "confidence", "alpha", "seed")},
+            # the schema fills in the defaults of these settings (and of each margin)
+            **{k: claims[k] for k in CLAIMS_SETTINGS},
+            # each site's controls among the sites the claims cover (interaction rows)
+            "controls": {s: c for s in sites
+                         if (c := [x for x in experiment.site_controls(config, s)
+                                   if x in sites])},
             "sites": sites,
             "provenance": self.run_provenance(list(sites), models),
         }

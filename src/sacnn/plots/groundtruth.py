@@ -3,9 +3,10 @@
 (a) Recovery of the simulated truth, mean over neurons per site and model (rows) and measure
 (columns, :data:`sacnn.groundtruth.GROUNDTRUTH_COLUMNS`; truths in the recording's units); a
 cell that is undefined for that model (e.g. the attention columns of a model without
-self-attention) reads "n/a" instead of a number. (b) Every claim on every site: the mean paired difference with
-its bootstrap interval, coloured by verdict; a claim marked surround-dependent on a control
-site without surround is drawn hollow.
+self-attention) reads "n/a" instead of a number. (b) Every row of claims.csv: the effect and
+its interval in units of the row's margin, coloured by verdict; interaction rows (a site minus
+its control) are diamonds, and a surround-dependent claim on a control site without surround
+is drawn hollow with its control outcome (null shown, VIOLATED, inconclusive, undetermined).
 
 ``python -m sacnn.plots.groundtruth --groundtruth results/groundtruth.csv --claims
 results/claims.csv --out-pdf ... --out-png ...`` (the workflow's ``groundtruth_figure`` rule).
@@ -54,6 +55,51 @@ def recovery_means(gt: pd.DataFrame) -> pd.DataFrame:
     return rows.groupby("row", sort=False)[list(RECOVERY)].mean().reindex(order)
 
 
+def control_tag(control: object) -> str:
+    """What the label says of a control row's outcome ('' where the row is no control)."""
+    if not isinstance(control, str) or not control:
+        return ""
+    if control.startswith("VIOLATED"):
+        return " - control VIOLATED"
+    return f" (control: {control.split(':')[0]})"
+
+
+def claim_label(c: pd.Series) -> str:
+    where = f"{c['site']} - {c['control_site']}" if c["kind"] == "interaction" else c["site"]
+    return f"{c['claim']} [{c['measure']}] @ {where}"
+
+
+def claims_panel(ax, claims: pd.DataFrame) -> None:
+    """Each row's effect and interval in units of its margin (the paper's smallest claimed
+    effect on that measure and scale), so that measures of different units share an axis and
+    a control's null is shown exactly when its interval lies between the dashed lines.
+    Interaction rows are diamonds, control rows hollow; the label gives the verdict and the
+    control outcome."""
+    y = np.arange(len(claims))[::-1]
+    for yi, (_, c) in zip(y, claims.iterrows(), strict=True):
+        verdict = str(c["verdict"])
+        colour = VERDICT_COLOURS.get(verdict, UNDETERMINED)
+        tag = control_tag(c["control"])
+        if np.isfinite(c["effect"]):
+            m = float(c["margin"])
+            ax.errorbar(c["effect"] / m, yi, xerr=[[(c["effect"] - c["ci_low"]) / m],
+                                                   [(c["ci_high"] - c["effect"]) / m]],
+                        fmt="D" if c["kind"] == "interaction" else "o", color=colour,
+                        mfc="white" if tag else colour, ms=4, capsize=2, lw=1)
+        ax.text(1.01, yi, verdict.split(":")[0] + tag, transform=ax.get_yaxis_transform(),
+                va="center", fontsize=6, color=colour)
+    ax.axvline(0, color="black", lw=0.6)
+    for x in (-1, 1):
+        ax.axvline(x, color="0.5", lw=0.6, ls="--")
+    ax.set_xscale("symlog", linthresh=1.0)  # linear inside the margins, logarithmic beyond
+    ax.set_yticks(y, [claim_label(c) for _, c in claims.iterrows()])
+    ax.set_xlabel("effect / margin, with its interval (model - versus; diamonds: site\n"
+                  "minus its control; dashed: +-margin; logarithmic beyond)")
+    ax.set_title("the paper's claims, per site")
+    if claims.empty:
+        ax.text(0.5, 0.5, "no claims configured", transform=ax.transAxes, ha="center")
+
+
 def make(gt: pd.DataFrame, claims: pd.DataFrame) -> Figure:
     with styled():
         means = recovery_means(gt)
@@ -74,33 +120,7 @@ def make(gt: pd.DataFrame, claims: pd.DataFrame) -> Figure:
             t.set(rotation=40, ha="right", rotation_mode="anchor")
         panel_label(ax_a, "a")
 
-        y = np.arange(len(claims))[::-1]
-        for yi, (_, c) in zip(y, claims.iterrows(), strict=True):
-            verdict = str(c["verdict"])
-            colour = VERDICT_COLOURS.get(verdict, UNDETERMINED)
-            control = isinstance(c["control"], str) and c["control"] != ""
-            if np.isfinite(c["effect"]):
-                ax_b.errorbar(c["effect"], yi, xerr=[[c["effect"] - c["ci_low"]],
-                                                     [c["ci_high"] - c["effect"]]],
-                              fmt="o", color=colour, mfc="white" if control else colour,
-                              ms=4, capsize=2, lw=1)
-            tag = ""
-            if control:
-                tag = (" - control VIOLATED" if str(c["control"]).startswith("VIOLATED")
-                       else " (control: null)")
-            ax_b.text(1.01, yi, verdict.split(":")[0] + tag,
-                      transform=ax_b.get_yaxis_transform(), va="center", fontsize=6,
-                      color=colour)
-        ax_b.axvline(0, color="black", lw=0.6)
-        ax_b.set_yticks(y, [f"{c} [{m}] @ {s}" for c, m, s in
-                            zip(claims["claim"], claims["measure"], claims["site"],
-                                strict=True)])
-        ax_b.set_xlabel("effect: mean paired difference (model - versus), "
-                        "bootstrap CI")
-        ax_b.set_title("the paper's claims, per site")
-        if claims.empty:
-            ax_b.text(0.5, 0.5, "no claims configured", transform=ax_b.transAxes,
-                      ha="center")
+        claims_panel(ax_b, claims)
         panel_label(ax_b, "b")
         return fig
 
