@@ -36,7 +36,7 @@ step() {  # step NAME SECONDS FILE COMMAND...: run bounded, output appended to F
 LEAN="first_layer=gemm,conv_layout=channels_last,max_pool=uint8,attention=sdpa"
 if [ "${SMOKE:-0}" = 1 ]; then
   ARCHS=(ff-CNN rf+sa-CNN)
-  SIZES="--neurons 1 3 --images 60 --naive-images 30 --rounds 1 --channels 4 --profile-steps 1"
+  SIZES="--neurons 2 --images 60 --naive-images 30 --rounds 1 --channels 4 --profile-steps 1"
   BIG="--neurons 3 --images 60 --rounds 1 --channels 4 --profile-steps 1"
   ONE="--neurons 1 --images 60 --rounds 1 --channels 4 --profile-steps 1"
   WIDE=(--neurons 2 --images 50 --rounds 1 --skip-naive)

@@ -73,7 +73,7 @@ def test_gpu_check_runs_every_step_and_writes_its_results(tmp_path):
     table = (out / "table.md").read_text()
     assert "| architecture | neurons | variant | naive ips | trainer ips | ratio per round | " \
         "ms/step | TFLOP/s | GiB | top kernels (ms/step) |" in table
-    assert len([line for line in table.splitlines() if line.startswith("| ff-CNN")]) >= 12
+    assert len([line for line in table.splitlines() if line.startswith("| ff-CNN [c=4] |")]) == 7
     assert "ff-CNN, 300 neuron(s): not measured (target >= 30x)" in table
     assert "max_pool=uint8" in table
 
