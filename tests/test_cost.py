@@ -137,3 +137,73 @@ def test_the_committed_measurements_are_what_the_projection_reads():
         assert r["train_flops"] == training_flops(spec)  # same FLOP convention as the code
         assert {"neurons", "trainer_ips", "device", "precision", "conv"} <= set(r)
     assert spec_from_dict("x", {"base": "ff-CNN", "channels": 8}).channels == 8
+
+
+def test_memory_estimate_is_the_parameter_count_and_brackets_the_measured_peaks():
+    """The estimate's parameter count is the modules'; against the H200's measured peak
+    memory (the committed rows) it errs on the safe side by less than half."""
+    from sacnn.models import NAMED_ARCHITECTURES
+    from sacnn.models.cost import parameter_count, training_memory_bytes
+
+    for name, spec in NAMED_ARCHITECTURES.items():
+        assert parameter_count(spec) == sum(p.numel() for p in build_network(spec).parameters()), \
+            name
+    rows = [json.loads(line) for line in MEASURED.read_text().splitlines()]
+    checked = 0
+    for r in rows:
+        if r["neurons"] >= 32 and r.get("peak_mem_gib"):
+            spec = get_architecture(r["architecture"])
+            ratio = training_memory_bytes(spec, r["neurons"], 50) / 2**30 / r["peak_mem_gib"]
+            assert 0.9 <= ratio <= 1.4, (r["architecture"], r["neurons"], ratio)
+            checked += 1
+    assert checked == 9  # four architectures at 32 and 300 neurons, c=375 at 32
+
+
+def test_a_chunk_that_would_not_fit_the_card_is_flagged(tmp_path, capsys):
+    config = cost.load_config(ROOT / "config" / "config.yaml")
+    jobs = cost.training_jobs(config, {})
+    throughput = cost.Throughput.read(MEASURED)
+    assert throughput.card_memory_gib() == pytest.approx(140.4, abs=0.1)  # the H200 measured
+    roomy = cost.project(jobs, config, throughput, card_gib=140.0)
+    assert not any(r["memory_risk"] for r in roomy)
+    tiny = cost.project(jobs, config, throughput, card_gib=0.01)  # a 10 MiB card
+    assert all(r["memory_risk"] for r in tiny)
+    lines = cost.summary(tiny, config, jobs, 0.01)
+    assert any(line.startswith("# warning: sim1/ff_cnn/f100: a chunk of 10 neurons of ff-CNN "
+                               "needs ~") and "chunk_sizes" in line for line in lines)
+    assert cost.main(["--throughput", str(MEASURED), "--gpu-memory-gib", "0.01"]) == 0
+    assert "# warning: sim1/rf_sa_cnn_c375/f100" in capsys.readouterr().out
+
+
+def test_totals_are_given_with_and_without_the_a2_model():
+    config = cost.load_config(ROOT / "config" / "config.yaml")
+    rows = cost.project(cost.training_jobs(config, {}), config, cost.Throughput.read(MEASURED))
+    reduced, models = cost.without_section(config, "A.2")
+    assert models == ["rf_sa_cnn_c375"]  # found through tableA's section, not by name
+    assert all(r["section"] != "A.2" for r in reduced["experiments"]["tableA"]["rows"])
+    without = cost.training_jobs(reduced, {})
+    assert {j.model for j in without} == {r["model"] for r in rows} - {"rf_sa_cnn_c375"}
+    lines = cost.summary(rows, config, without, 140.0)
+    total = sum(r["gpu_hours"] for r in rows)
+    rest = sum(r["gpu_hours"] for r in rows if r["model"] != "rf_sa_cnn_c375")
+    rest_jobs = sum(r["jobs"] for r in rows if r["model"] != "rf_sa_cnn_c375")
+    assert lines[0].startswith(f"# total: {sum(r['jobs'] for r in rows)} training jobs, "
+                               f"{total:.2f} GPU-hours")
+    assert lines[1].startswith("# total without A.2 (tableA rows of section A.2: "
+                               f"rf_sa_cnn_c375): {rest_jobs} training jobs, "
+                               f"{rest:.2f} GPU-hours")
+    no_appendix = {**config, "experiments": {k: v for k, v in config["experiments"].items()
+                                             if k != "tableA"}}
+    assert cost.without_section(no_appendix, "A.2")[1] == []
+    assert len(cost.summary(rows, no_appendix, without, 140.0)) == 1
+
+
+def test_one_variant_of_a_throughput_file_is_costed():
+    rows = [{"architecture": "A", "neurons": 1, "trainer_ips": 100.0, "train_flops": 1000},
+            {"architecture": "A", "neurons": 1, "trainer_ips": 300.0, "train_flops": 1000,
+             "variant": "lean", "device_memory_gib": 79.6}]
+    assert cost.Throughput(rows).ips("A", 1000, 1)[0] == 100.0
+    lean = cost.Throughput(rows, "lean")
+    assert lean.ips("A", 1000, 1)[0] == 300.0 and lean.card_memory_gib() == 79.6
+    with pytest.raises(cost.CostError, match="variant 'graph'"):
+        cost.Throughput(rows, "graph")

@@ -78,3 +78,16 @@ def test_masks_are_stable_across_versions():
     kept = (m > 0).flatten().numpy()
     assert int(kept.sum()) == 6275
     assert hashlib.sha256(np.packbits(kept).tobytes()).hexdigest()[:16] == "f13d7a0f13225247"
+
+
+def test_a_step_counter_on_the_device_draws_the_hosts_masks():
+    """A CUDA graph advances the step as a tensor: the masks are those of the Python step
+    numbers, bit for bit (large steps included: the counter wraps at 2**32 alike)."""
+    keys = torch.tensor([neuron_key(s) for s in (3, 4, 5)], dtype=torch.int64)
+    steps = [0, 1, 679, 2**32 + 7]
+    for dtype in (torch.float32, torch.float64):
+        host = dropout_masks(keys.tolist(), steps, 6, [5, 3], 0.3, dtype)
+        device = dropout_masks(keys, torch.tensor(steps), 6, [5, 3], 0.3, dtype)
+        assert torch.equal(host, device) and host.dtype == device.dtype
+    one = dropout_masks(keys, torch.tensor([679]), 6, [5, 3], 0.3)
+    assert torch.equal(one[0], dropout_masks(keys.tolist(), [679], 6, [5, 3], 0.3)[0])

@@ -178,3 +178,64 @@ def test_module_closures_follow_imports_and_lazy_exports():
 def test_code_digest_of_an_unknown_module_is_an_error():
     with pytest.raises(ValueError, match="no module 'sacnn.no_such_module'"):
         provenance.code_digest("sacnn.no_such_module")
+
+
+# ------------------------------------------------------------------ training chunks
+
+
+def test_chunks_are_balanced_contiguous_and_never_above_the_size():
+    assert experiment.chunk_bounds(302, 50) == [(0, 44)] + [(44 + 43 * k, 87 + 43 * k)
+                                                            for k in range(6)]
+    assert experiment.chunk_bounds(299, 50)[-1] == (250, 299)  # 5 x 50 + 49
+    assert experiment.chunk_bounds(3, 10) == [(0, 3)]
+    assert experiment.chunk_bounds(3, 1) == [(0, 1), (1, 2), (2, 3)]
+    for n in range(1, 60):
+        for size in range(1, 25):
+            bounds = experiment.chunk_bounds(n, size)
+            sizes = [b - a for a, b in bounds]
+            assert len(bounds) == experiment.n_chunks(n, size) == -(-n // size)
+            assert max(sizes) <= size and max(sizes) - min(sizes) <= 1
+            assert [a for a, _ in bounds] == [0] + [b for _, b in bounds[:-1]]
+            assert bounds[-1][1] == n
+    with pytest.raises(experiment.ExperimentConfigError, match="chunk_size must be >= 1"):
+        experiment.chunk_bounds(10, 0)
+
+
+def test_the_training_command_slices_the_plans_chunks(config):
+    """The jobs the plan makes and the neurons each job's command trains: every neuron once,
+    in the workflow's balanced chunks, whatever chunk_size."""
+    from sacnn.training import TrainingConfigError
+    from sacnn.training.__main__ import chunk_slice
+
+    for size in (1, 2, 3, 50):
+        cfg = {**config, "chunk_size": size}
+        p = plan.WorkflowPlan(cfg, NOTEBOOKS)
+        n = p.site_n_neurons("sim1")
+        chunks = p.site_chunks("sim1", "ff_cnn")
+        covered = [i for k in chunks for i in range(n)[chunk_slice(k, p.chunk_size("ff_cnn"), n)]]
+        assert covered == list(range(n))
+    with pytest.raises(TrainingConfigError, match="chunk 3 of size 1 is outside the 3 neurons"):
+        chunk_slice(3, 1, 3)
+
+
+def test_chunk_sizes_by_architecture_reach_the_jobs_and_chains_chunk_alike(config):
+    cfg = copy.deepcopy(config)
+    cfg["chunk_size"] = 3
+    arch = cfg["models"]["rf_sa_cnn_star_incr"]["architecture"]
+    cfg["chunk_sizes"] = {arch: 1}
+    p = plan.WorkflowPlan(cfg, NOTEBOOKS)
+    assert p.chunk_size("ff_cnn") == 3 and len(p.gather_inputs("sim1", "ff_cnn", "f100")) == 1
+    # the whole chain that loads rf+sa-CNN*(Incr.)'s weights takes its smaller chunks
+    for model in ("rf_cnn_c30", "rf_sa_cnn_star_incr", "ff_sa_cnn_star_incr_fc2"):
+        assert p.chunk_size(model) == 1
+        assert len(p.gather_inputs("sim1", model, "f100")) == 3
+    assert p.init_weights("sim1", "rf_sa_cnn_star_incr", "f100", "2") == [
+        "results/sim1/models/rf_cnn_c30/f100/chunk2/weights.pt"]
+    jobs = {(j.site, j.model, j.fraction): j.chunks for j in cost.training_jobs(cfg, {})}
+    assert jobs["sim1", "rf_cnn_c30", "f100"] == [1, 1, 1]
+    assert jobs["sim1", "ff_cnn", "f100"] == [3]
+    assert p.table_spec(p.tables[0])["provenance"]["chunk_sizes"]["ff_cnn"] == 3
+    cfg["chunk_sizes"] = {"rf+sa-CNN (c=999)": 2}
+    with pytest.raises(plan.WorkflowConfigError, match=r"chunk_sizes: \['rf\+sa-CNN \(c=999\)'\] "
+                                                       "is not the architecture of any model"):
+        plan.WorkflowPlan(cfg, NOTEBOOKS)

@@ -624,6 +624,20 @@ def test_the_schema_offers_exactly_the_training_choices_the_code_accepts():
     assert tuple(props["precision"]["enum"]) == PRECISIONS
     assert tuple(props["selection"]["enum"]) == SELECTIONS
     assert set(props["dtype"]["enum"]) == set(DTYPES)
+    # the stacked step's choices: the schema, the config and the network offer the same
+    from sacnn.models import stacked
+    from sacnn.training import config as C
+
+    for key, choices, network in [("first_layer", C.FIRST_LAYERS, stacked.FIRST_LAYER_IMPLS),
+                                  ("conv", C.CONVS, stacked.CONV_IMPLS),
+                                  ("conv_layout", C.CONV_LAYOUTS, stacked.LAYOUTS),
+                                  ("max_pool", C.MAX_POOLS, stacked.POOL_IMPLS),
+                                  ("attention", C.ATTENTIONS, stacked.ATTENTION_IMPLS),
+                                  ("compile", C.COMPILERS, None)]:
+        assert tuple(props[key]["enum"]) == choices and network in (None, choices), key
+        assert getattr(TrainConfig(), key) == choices[0], key  # the default is listed first
+    assert props["cudnn_benchmark"]["type"] == props["cuda_graph"]["type"] == "boolean"
+    assert set(C.EXECUTION_KEYS) <= set(props)
 
 
 # -- weights: one module writes and reads them ----------------------------------------------

@@ -8,7 +8,16 @@ SLURM jobs and the GPU-hours in all. Throughput at a chunk size between two meas
 interpolated in log(neurons); an architecture that was not measured is costed at the
 TFLOP/s of the measured architecture closest in FLOPs per image (and says so). Each epoch's
 evaluation (selection and validation images, forward only) is costed at a third of a
-training image. Start-up and data loading are not included.
+training image. Start-up and data loading are not included. A throughput file with several
+variants of the stacked step (``gpu_check.sh``) is read for one (``--variant``, default the
+default step).
+
+Every chunk's device memory is estimated from its architecture's feature maps
+(``sacnn.models.cost.training_memory_bytes``) and a chunk that would not fit in the card's
+memory (``--gpu-memory-gib``, else the measured device's) is flagged: give its architecture
+smaller chunks (the config's ``chunk_sizes``). The totals are printed with and without the
+appendix's A.2 model (the models of the ``tableA`` rows whose section is A.2), which alone
+costs about as much as the rest.
 """
 
 from __future__ import annotations
@@ -31,12 +40,16 @@ from sacnn.data.preprocess import fraction_count, holdout_from_rank
 from sacnn.data.raw import site_shape
 from sacnn.data.validate import DataValidationError
 from sacnn.models import get_architecture
-from sacnn.models.cost import training_flops
+from sacnn.models.cost import training_flops, training_memory_bytes
 from sacnn.plan import site_file_stem
 from sacnn.simulate.config import SiteConfig
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 PAPER_VAL_IMAGES = 1000
+#: Total memory (GiB, nvidia-smi) of the cards measured so far, for files without the field.
+CARD_MEMORY_GIB = {"H200": 143771 / 1024, "H100": 81559 / 1024}
+#: The appendix section whose model the totals are also given without.
+SECTION_A2 = "A.2"
 
 
 class CostError(ValueError):
@@ -98,8 +111,8 @@ def site_size(config: Mapping[str, Any], site: str,
 
 def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteSize],
                   chunk_size: int | None = None) -> list[Job]:
-    """Every training job of the config, grouped by (site, model, fraction)."""
-    chunk_size = chunk_size or config["chunk_size"]
+    """Every training job of the config, grouped by (site, model, fraction); ``chunk_size``
+    replaces the config's chunk sizes (``chunk_size`` and ``chunk_sizes``)."""
     epochs = config["training"]["epochs"]
     jobs = []
     models = experiment.all_models(config)
@@ -110,9 +123,9 @@ def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteSize],
         if config["training"]["selection"] == "holdout":  # ingest's own hold-out rule
             h = IngestOptions.from_dict(config["sites"][site].get("ingest")).holdout_fraction
             n_hold = int(holdout_from_rank(np.arange(taken), h).sum())
-        n = size.neurons
-        chunks = [min(chunk_size, n - k * chunk_size)
-                  for k in range(experiment.n_chunks(n, chunk_size))]
+        size_of_chunks = chunk_size or experiment.model_chunk_size(config, model)
+        chunks = [stop - start for start, stop in experiment.chunk_bounds(size.neurons,
+                                                                          size_of_chunks)]
         jobs.append(Job(site, model, fraction, models[model]["architecture"], chunks,
                         fit_images=taken - n_hold, eval_images=n_hold + size.val_images,
                         epochs=epochs))
@@ -120,22 +133,36 @@ def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteSize],
 
 
 class Throughput:
-    """Measured trainer throughput (rows of ``benchmark_training.py --json``)."""
+    """Measured trainer throughput (rows of ``benchmark_training.py --json``) of one
+    ``variant`` of the stacked step (rows without the field are the default step)."""
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, rows: Sequence[Mapping[str, Any]], variant: str = "default") -> None:
+        rows = [r for r in rows if r.get("variant", "default") == variant]
+        self.variant = variant
         self.rows = [r for r in rows if r.get("trainer_ips")]
         self.failed = [r for r in rows if "error" in r]
         if not self.rows:
-            raise CostError("the throughput file has no measured rows (trainer_ips)")
+            raise CostError(f"the throughput file has no measured rows (trainer_ips) of "
+                            f"variant {variant!r}")
         self.devices = sorted({str(r.get("device", "?")) for r in self.rows})
 
     @classmethod
-    def read(cls, path: Path) -> Throughput:
+    def read(cls, path: Path, variant: str = "default") -> Throughput:
         try:
             rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         except (OSError, json.JSONDecodeError) as err:
             raise CostError(f"{path}: not a JSON-lines throughput file ({err})") from err
-        return cls(rows)
+        return cls(rows, variant)
+
+    def card_memory_gib(self) -> float | None:
+        """The measured card's memory: the rows' ``device_memory_gib``, else by its name."""
+        recorded = [float(r["device_memory_gib"]) for r in self.rows
+                    if r.get("device_memory_gib")]
+        if recorded:
+            return min(recorded)
+        known = [gib for name, gib in CARD_MEMORY_GIB.items()
+                 if any(name in d for d in self.devices)]
+        return min(known) if known else None
 
     @staticmethod
     def _interpolate(points: dict[int, float], n: int) -> float:
@@ -170,12 +197,16 @@ class Throughput:
         return any(r["architecture"] == name and int(r["neurons"]) <= n for r in self.failed)
 
 
-def project(jobs: Sequence[Job], config: Mapping[str, Any], throughput: Throughput
-            ) -> list[dict[str, Any]]:
+def project(jobs: Sequence[Job], config: Mapping[str, Any], throughput: Throughput,
+            card_gib: float | None = None) -> list[dict[str, Any]]:
+    """Per cell: jobs, hours, the estimated memory of its largest chunk and whether that
+    chunk risks the card's memory (measured out of memory, or estimated above ``card_gib``)."""
     rows = []
+    batch = config["training"]["batch_size"]
     for job in jobs:
         spec = get_architecture(job.architecture, config.get("architectures"))
         flops = training_flops(spec)
+        memory = training_memory_bytes(spec, max(job.chunks), batch) / 2**30
         seconds = []
         source = ""
         for n in job.chunks:
@@ -187,8 +218,51 @@ def project(jobs: Sequence[Job], config: Mapping[str, Any], throughput: Throughp
                      "neurons_per_job": max(job.chunks), "fit_images": job.fit_images,
                      "epochs": job.epochs, "throughput": source,
                      "hours_per_job": max(seconds) / 3600, "gpu_hours": sum(seconds) / 3600,
-                     "memory_risk": throughput.out_of_memory(job.architecture, max(job.chunks))})
+                     "memory_gib": memory,
+                     "memory_risk": throughput.out_of_memory(job.architecture, max(job.chunks))
+                     or (card_gib is not None and memory > card_gib)})
     return rows
+
+
+def without_section(config: Mapping[str, Any], section: str) -> tuple[dict[str, Any], list]:
+    """The config without the ``tableA`` rows of ``section``, and those rows' models."""
+    experiments = dict(config.get("experiments") or {})
+    table = experiments.get("tableA")
+    if not table or not experiment.is_pairs_table(table):
+        return dict(config), []
+    kept = [r for r in table["rows"] if r.get("section") != section]
+    models = [r["model"] for r in table["rows"] if r.get("section") == section]
+    if kept:
+        experiments["tableA"] = {**table, "rows": kept}
+    else:
+        experiments.pop("tableA")
+    return {**config, "experiments": experiments}, models
+
+
+def _total(rows: Sequence[Mapping[str, Any]]) -> str:
+    jobs, hours = sum(r["jobs"] for r in rows), sum(r["gpu_hours"] for r in rows)
+    longest = 60 * max((r["hours_per_job"] for r in rows), default=0.0)
+    return f"{jobs} training jobs, {hours:.2f} GPU-hours, longest job {longest:.1f} min"
+
+
+def summary(rows: Sequence[Mapping[str, Any]], config: Mapping[str, Any],
+            without: Sequence[Job], card_gib: float | None) -> list[str]:
+    """The total, the total without the A.2 model's cells, and the memory warnings."""
+    lines = [f"# total: {_total(rows)}"]
+    _, a2_models = without_section(config, SECTION_A2)
+    if a2_models:
+        kept = {(j.site, j.model, j.fraction) for j in without}
+        rest = [r for r in rows if (r["site"], r["model"], r["fraction"]) in kept]
+        lines.append(f"# total without {SECTION_A2} (tableA rows of section {SECTION_A2}: "
+                     f"{', '.join(dict.fromkeys(a2_models))}): {_total(rest)}")
+    card = f"{card_gib:.0f} GiB" if card_gib else "an unknown size (give --gpu-memory-gib)"
+    for r in rows:
+        if r["memory_risk"]:
+            lines.append(f"# warning: {r['site']}/{r['model']}/{r['fraction']}: a chunk of "
+                         f"{r['neurons_per_job']} neurons of {r['architecture']} needs "
+                         f"~{r['memory_gib']:.0f} GiB (estimated) on a card of {card}: give "
+                         f"it smaller chunks (chunk_sizes: {{{r['architecture']!r}: N}})")
+    return lines
 
 
 def _parse_site(text: str) -> tuple[str, SiteSize]:
@@ -212,14 +286,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.cost") -> i
                    help="JSON lines from scripts/benchmark_training.py --json")
     p.add_argument("--site", type=_parse_site, action="append", default=[],
                    help="size of a site whose data is not here: NAME=NEURONS:TRAIN[:VAL]")
-    p.add_argument("--chunk-size", type=int, help="project another chunk_size")
+    p.add_argument("--chunk-size", type=int, help="project another chunk_size (every model)")
+    p.add_argument("--variant", default="default",
+                   help="the stacked-step variant of the throughput file to cost")
+    p.add_argument("--gpu-memory-gib", type=float,
+                   help="the card's memory (default: the measured card's)")
     p.add_argument("--json", type=Path, help="write the per-cell rows here")
     args = p.parse_args(argv)
     try:
         config = load_config(args.configfile)
-        throughput = Throughput.read(args.throughput)
-        rows = project(training_jobs(config, dict(args.site), args.chunk_size), config,
-                       throughput)
+        throughput = Throughput.read(args.throughput, args.variant)
+        card = args.gpu_memory_gib or throughput.card_memory_gib()
+        sites = dict(args.site)
+        rows = project(training_jobs(config, sites, args.chunk_size), config, throughput, card)
+        without = training_jobs(without_section(config, SECTION_A2)[0], sites, args.chunk_size)
     except (CostError, experiment.ExperimentConfigError, OSError) as err:
         raise SystemExit(f"{p.prog}: error: {err}") from err
     except Exception as err:  # snakemake's validation error names the config key
@@ -227,17 +307,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.cost") -> i
             raise SystemExit(f"{p.prog}: error: {args.configfile}: {err}") from err
         raise
     print(f"# {args.configfile}, throughput of {', '.join(throughput.devices)} "
-          f"({args.throughput})")
+          f"({args.throughput}, variant {throughput.variant})")
     print(f"{'site':<8} {'model':<28} {'frac':<5} {'jobs':>4} {'n/job':>5} {'fit img':>8} "
-          f"{'min/job':>8} {'GPU-h':>7}  throughput")
+          f"{'min/job':>8} {'GPU-h':>7} {'GiB':>5}  throughput")
     for r in rows:
         print(f"{r['site']:<8} {r['model']:<28} {r['fraction']:<5} {r['jobs']:>4} "
               f"{r['neurons_per_job']:>5} {r['fit_images']:>8} {60 * r['hours_per_job']:>8.1f} "
-              f"{r['gpu_hours']:>7.2f}  {r['throughput']}"
-              + ("  (measured out of memory at this chunk size)" if r["memory_risk"] else ""))
-    total = sum(r["gpu_hours"] for r in rows)
-    print(f"# total: {sum(r['jobs'] for r in rows)} training jobs, {total:.2f} GPU-hours, "
-          f"longest job {60 * max(r['hours_per_job'] for r in rows):.1f} min")
+              f"{r['gpu_hours']:>7.2f} {r['memory_gib']:>5.1f}  {r['throughput']}"
+              + ("  (may not fit: see the warning below)" if r["memory_risk"] else ""))
+    print("\n".join(summary(rows, config, without, card)))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

@@ -226,6 +226,59 @@ def fraction_value(fraction: str) -> float:
     return int(fraction[1:]) / 100
 
 
+# ------------------------------------------------------------------ training chunks
+
+
+def chunk_bounds(n_neurons: int, chunk_size: int) -> list[tuple[int, int]]:
+    """[start, stop) of each training job's neurons: the one owner of chunk geometry (the
+    workflow's jobs, the training command's slice and the cost projection read it).
+
+    ``ceil(n / chunk_size)`` chunks as equal as possible, the larger first (302 neurons in
+    chunks of at most 50: 44 + 6 x 43, not 6 x 50 + 2). A neuron's seeds do not depend on
+    its chunk (``sacnn.training.neuron_seed``), only on its id.
+    """
+    if chunk_size < 1 or n_neurons < 1:
+        raise ExperimentConfigError(f"chunk_size must be >= 1 and a site needs neurons, got "
+                                    f"chunk_size {chunk_size} for {n_neurons} neurons")
+    k = math.ceil(n_neurons / chunk_size)
+    base, extra = divmod(n_neurons, k)
+    bounds, start = [], 0
+    for i in range(k):
+        stop = start + base + (i < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
 def n_chunks(n_neurons: int, chunk_size: int) -> int:
     """Training jobs per (site, model, fraction)."""
-    return math.ceil(n_neurons / chunk_size)
+    return len(chunk_bounds(n_neurons, chunk_size))
+
+
+def _family(models: Mapping[str, Mapping[str, Any]], model: str) -> set[str]:
+    """``model`` and every model linked to it through ``init_from`` (either way)."""
+    family, todo = set(), [model]
+    while todo:
+        m = todo.pop()
+        if m in family:
+            continue
+        family.add(m)
+        parent = models[m].get("init_from")
+        todo += ([parent] if parent in models else []) + \
+            [c for c, spec in models.items() if spec.get("init_from") == m]
+    return family
+
+
+def model_chunk_size(config: Mapping[str, Any], model: str) -> int:
+    """Neurons per training job of ``model``: ``chunk_sizes[<its architecture>]``, else
+    ``chunk_size``; the smallest over its incremental family, because a stage reads the
+    weights of its parent's chunk of the same index, so a chain must be chunked alike."""
+    models = all_models(config)
+    sizes = config.get("chunk_sizes") or {}
+    known = {spec["architecture"] for spec in models.values()}
+    unknown = sorted(set(sizes) - known)
+    if unknown:
+        raise ExperimentConfigError(f"chunk_sizes: {unknown} is not the architecture of any "
+                                    f"model; the models' architectures are {sorted(known)}")
+    return min(int(sizes.get(models[m]["architecture"], config["chunk_size"]))
+               for m in _family(models, model))

@@ -133,6 +133,7 @@ class WorkflowPlan:
         self.groundtruth_sites = list(self.groundtruth.get("sites") or [])
         self.notebooks = dict(notebooks or {})
         self._neurons: dict[str, int] = {}
+        self._chunk_sizes: dict[str, int] = {}
         self.check()
 
     # -------------------------------------------------------------------------- sites
@@ -196,9 +197,17 @@ class WorkflowPlan:
                   file=sys.stderr)
             return 1
 
-    def site_chunks(self, site: str) -> list[int]:
-        n = experiment.n_chunks(self.site_n_neurons(site), self.config["chunk_size"])
-        return list(range(n))
+    def chunk_size(self, model: str) -> int:
+        """Neurons per training job of ``model`` (``chunk_sizes`` by architecture, else
+        ``chunk_size``; one size per incremental chain: experiment.model_chunk_size)."""
+        if model not in self._chunk_sizes:
+            self._chunk_sizes[model] = experiment.model_chunk_size(self.config, model)
+        return self._chunk_sizes[model]
+
+    def site_chunks(self, site: str, model: str) -> list[int]:
+        """The chunk indices of ``model`` at ``site`` (balanced: experiment.chunk_bounds)."""
+        return list(range(experiment.n_chunks(self.site_n_neurons(site),
+                                              self.chunk_size(model))))
 
     def simulate_args(self, site: str) -> str:
         cfg = self.sites[site]["simulate"]
@@ -242,7 +251,7 @@ class WorkflowPlan:
 
     def chunk_files(self, site: str, model: str, fraction: str, name: str) -> list[str]:
         return [f"{model_dir(site, model, fraction)}/chunk{k}/{name}"
-                for k in self.site_chunks(site)]
+                for k in self.site_chunks(site, model)]
 
     def init_weights(self, site: str, model: str, fraction: str, chunk: str) -> list[str]:
         """The weights a stage starts from (same site, fraction and chunk), if any."""
@@ -271,6 +280,7 @@ class WorkflowPlan:
             "sites": {s: self.sites[s] for s in sites},
             "training": config["training"],
             "chunk_size": config["chunk_size"],
+            "chunk_sizes": {m: self.chunk_size(m) for m in models},
             "models": {m: self.models[m] for m in models},
             "architectures": {m: self.model_architecture(m) for m in models},
             "seeds": {
@@ -467,6 +477,11 @@ class WorkflowPlan:
                 text = str(exc)
                 raise WorkflowConfigError(
                     text if text.startswith("models.") else f"models.{model}: {text}") from None
+        try:
+            for model in self.models:
+                self.chunk_size(model)
+        except experiment.ExperimentConfigError as exc:
+            raise WorkflowConfigError(str(exc)) from None
         where = [(f"experiments.{t}", self.experiments[t]) for t in self.tables]
         where += [(f"figures.{f}", self.figures_cfg[f]) for f in self.figures]
         where += [("groundtruth.sites", {"sites": self.groundtruth_sites})]

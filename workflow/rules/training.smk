@@ -25,7 +25,7 @@ rule train_chunk:
         # Only the config sections this model depends on (a rerun trigger).
         settings=train_settings,
         fraction=lambda wildcards: fraction_value(wildcards.fraction),
-        chunk_size=config["chunk_size"],
+        chunk_size=lambda wildcards: PLAN.chunk_size(wildcards.model),
         init=init_weights_arg,
         # The training code (sacnn.provenance.code_digest): editing it retrains.
         code=PLAN.code("train"),

@@ -43,7 +43,27 @@ def neuron_key(seed: int) -> int:
     return int(mix32(mix32(seed & _MASK32) ^ ((seed >> 32) & _MASK32)))
 
 
-def dropout_masks(keys: Sequence[int] | Tensor, steps: Sequence[int], batch: int,
+def _site_salt(site: int) -> int:
+    return int(mix32((site * 0x9E3779B9 + 1) & _MASK32))
+
+
+def step_counters(steps: Sequence[int] | Tensor, n_sites: int,
+                  device: str | torch.device = "cpu") -> Tensor:
+    """(T, S) int64 counters of (step, site), the hash's second input.
+
+    ``steps`` may be a tensor on the device (a CUDA graph advances its own step there); the
+    result is the same as from Python integers.
+    """
+    if isinstance(steps, Tensor):  # kernels only, no copy from the host (capturable)
+        sites = torch.arange(n_sites, dtype=torch.int64, device=steps.device)
+        salts = mix32((sites * 0x9E3779B9 + 1) & _MASK32)
+        return mix32((steps.to(torch.int64).view(-1, 1) & _MASK32) ^ salts)
+    counters = [[int(mix32((int(t) & _MASK32) ^ _site_salt(s))) for s in range(n_sites)]
+                for t in steps]
+    return torch.tensor(counters, dtype=torch.int64, device=device).view(len(counters), n_sites)
+
+
+def dropout_masks(keys: Sequence[int] | Tensor, steps: Sequence[int] | Tensor, batch: int,
                   channels: Sequence[int], p: float, dtype: torch.dtype = torch.float32,
                   device: str | torch.device = "cpu") -> Tensor:
     """Dropout2d masks of a chunk for a block of optimiser steps, in one vectorised pass.
@@ -52,17 +72,17 @@ def dropout_masks(keys: Sequence[int] | Tensor, steps: Sequence[int], batch: int
     is their largest, a site with fewer uses the first ones) and N neurons with ``keys``
     (:func:`neuron_key` of their dropout seeds). An entry is 0 (dropped) or ``1 / (1 - p)``.
     Entry (t, s, n, b, c) depends on (key n, step t, site s, b, c) alone, so a smaller batch
-    is a prefix of a larger one and one neuron's masks are the same in any chunk.
+    is a prefix of a larger one and one neuron's masks are the same in any chunk. ``steps``
+    may be a 1-d int64 tensor (on ``device``): nothing then leaves the device.
     """
     keys_t = torch.as_tensor([int(k) for k in keys] if not isinstance(keys, Tensor) else keys,
                              dtype=torch.int64, device=device).view(1, 1, -1, 1)
     c_max = max(channels)
-    counters = [[int(mix32((int(t) & _MASK32) ^ int(mix32((s * 0x9E3779B9 + 1) & _MASK32))))
-                 for s in range(len(channels))] for t in steps]
-    ctr = torch.tensor(counters, dtype=torch.int64, device=device).view(len(steps), -1, 1, 1)
+    ctr = step_counters(steps, len(channels), device).view(len(steps), -1, 1, 1)
     idx = torch.arange(batch * c_max, dtype=torch.int64, device=device).view(1, 1, 1, -1)
     h = mix32(keys_t ^ mix32(idx ^ ctr))
     keep = 1.0 - p
     kept = (h >> 8) < int(keep * (1 << 24))  # a uniform 24-bit draw below the keep rate
-    scale = torch.tensor(1.0, dtype=dtype, device=device) / keep
+    # 1/(1-p) rounded to dtype once, on the host: a number, so a CUDA graph can hold it
+    scale = float(torch.tensor(1.0, dtype=dtype) / keep)
     return (kept.to(dtype) * scale).view(len(steps), len(channels), -1, batch, c_max)

@@ -7,10 +7,12 @@ Parameters and buffers carry the names of :class:`~sacnn.models.network.Network`
 * the first convolution of every model sees the same image, so it is one dense convolution
   with N*C output channels;
 * batch norm, pooling, sigmoid and dropout are the ordinary per-channel operations;
-* every later kxk convolution is one grouped convolution with N groups ("grouped", cuDNN),
-  or ``unfold`` + a matmul per (image, model) ("gemm"; measured 1.3-3x slower on an H200,
-  kept for comparison: docs/performance.md); 1x1 convolutions, attention and readouts are
-  batched matmuls or reductions.
+* every later kxk convolution is one grouped convolution with N groups ("grouped", cuDNN,
+  in NCHW or channels-last), or ``unfold`` + a matmul per (image, model) ("gemm"; measured
+  1.3-3x slower on an H200, kept for comparison: docs/performance.md); 1x1 convolutions,
+  attention (plain matmuls or F.scaled_dot_product_attention) and readouts are batched
+  matmuls or reductions; the alpha blocks' max-pool is F.max_pool2d or a pool keeping a
+  uint8 argmax (:mod:`sacnn.models.stacked_ops`).
 
 Nothing couples two models: each neuron's output, gradient and batch-norm statistics are
 those of its own :class:`Network` (tests check it to 1e-9 in float64).
@@ -19,6 +21,7 @@ those of its own :class:`Network` (tests check it to 1e-9 in float64).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +29,13 @@ from torch import Tensor
 
 from sacnn.models.network import Network
 from sacnn.models.specs import ArchitectureSpec, LayerSpec
+from sacnn.models.stacked_ops import attention_sdpa, max_pool2x2
 
 CONV_IMPLS = ("grouped", "gemm")
 FIRST_LAYER_IMPLS = ("cudnn", "gemm")
+LAYOUTS = ("nchw", "channels_last")
+POOL_IMPLS = ("torch", "uint8")
+ATTENTION_IMPLS = ("matmul", "sdpa")
 _BN_MOMENTUM, _BN_EPS = 0.1, 1e-5
 
 
@@ -44,18 +51,24 @@ class StackedNetwork:
     product of the image patches with every model's filters, writing channels-last (and, with
     ``conv_dtype``, pooling in that dtype before the cast back), so the largest activation of
     the network is written once, narrow, in the layout the next layers read best. It is an
-    alternative to cuDNN's convolution for the GPU measurements (docs/performance.md: the
-    first layer was 60 % of a step there); both agree to 1e-10 in float64.
+    alternative to cuDNN's convolution for the GPU measurements; both agree to 1e-10 in
+    float64. ``layout="channels_last"`` runs the grouped convolutions (and what follows
+    them) channels-last; ``max_pool="uint8"`` pools with :func:`max_pool2x2`;
+    ``attention="sdpa"`` attends with :func:`attention_sdpa`.
     """
 
     def __init__(self, spec: ArchitectureSpec, frozen: Sequence[str] = (),
                  frozen_mode: str = "eval", conv: str = "grouped",
-                 conv_dtype: torch.dtype | None = None, first_layer: str = "cudnn") -> None:
-        if conv not in CONV_IMPLS:
-            raise ValueError(f"conv must be one of {CONV_IMPLS}, got {conv!r}")
-        if first_layer not in FIRST_LAYER_IMPLS:
-            raise ValueError(f"first_layer must be one of {FIRST_LAYER_IMPLS}, "
-                             f"got {first_layer!r}")
+                 conv_dtype: torch.dtype | None = None, first_layer: str = "cudnn",
+                 layout: str = "nchw", max_pool: str = "torch",
+                 attention: str = "matmul") -> None:
+        for name, value, choices in (("conv", conv, CONV_IMPLS),
+                                     ("first_layer", first_layer, FIRST_LAYER_IMPLS),
+                                     ("layout", layout, LAYOUTS),
+                                     ("max_pool", max_pool, POOL_IMPLS),
+                                     ("attention", attention, ATTENTION_IMPLS)):
+            if value not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {value!r}")
         template = Network(spec)
         self.spec = spec
         # (module name, layer spec, index of its dropout site or None), in forward order;
@@ -70,6 +83,10 @@ class StackedNetwork:
         self.conv = conv
         self.conv_dtype = conv_dtype
         self.first_layer = first_layer
+        self.layout = layout
+        self.max_pool = max_pool
+        self.attention = attention
+        self.profile_blocks = False
 
     # -- helpers ----------------------------------------------------------------------
     def _in_train_mode(self, module: str, training: bool) -> bool:
@@ -108,7 +125,11 @@ class StackedNetwork:
         if self.conv_dtype is not None:
             h, w = h.to(self.conv_dtype), w.to(self.conv_dtype)
         if self.conv == "grouped":
-            return F.conv2d(h, w.reshape(n * c_out, c_in, k, k), groups=n).to(dtype)
+            w = w.reshape(n * c_out, c_in, k, k)
+            if self.layout == "channels_last":
+                h = h.contiguous(memory_format=torch.channels_last)
+                w = w.contiguous(memory_format=torch.channels_last)
+            return F.conv2d(h, w, groups=n).to(dtype)
         cols = F.unfold(h, k).reshape(b, n, c_in * k * k, ho * wo)
         out = torch.matmul(w.reshape(n, c_out, c_in * k * k), cols)
         return out.reshape(b, n * c_out, ho, wo).to(dtype)
@@ -145,7 +166,7 @@ class StackedNetwork:
         dtype = h.dtype
         h = self._conv(h, s[f"{name}.conv.weight"], first)
         if pool:
-            h = F.max_pool2d(h, 2)
+            h = max_pool2x2(h) if self.max_pool == "uint8" else F.max_pool2d(h, 2)
         h = h.to(dtype)  # the gemm first layer pools in conv_dtype (max is exact in any dtype)
         h = torch.sigmoid(self._batch_norm(h, s, f"{name}.bn", training))
         return self._dropout(h, mask if self._in_train_mode(name, training) else None)
@@ -165,9 +186,12 @@ class StackedNetwork:
             return out
 
         q, k = project("query", x), project("key", x, bias=False)
-        attention = torch.softmax(torch.matmul(q.transpose(-1, -2), k), dim=-1)
         v = project("value", x) if v_mapping else x
-        out = torch.matmul(v, attention.transpose(-1, -2))
+        if self.attention == "sdpa":
+            out = attention_sdpa(q, k, v)
+        else:
+            attention = torch.softmax(torch.matmul(q.transpose(-1, -2), k), dim=-1)
+            out = torch.matmul(v, attention.transpose(-1, -2))
         if v_mapping:
             out = project("project", out)
         gain = s[f"{name}.sa.residual_gain"].reshape(1, n, 1, 1)
@@ -208,12 +232,19 @@ class StackedNetwork:
         for name, layer, site in self.blocks:
             mask = masks[site] if (site is not None and masks is not None and training) \
                 else None
-            if layer.kind == "sa":
-                h = self._attention_block(h, s, name, layer.v_mapping, mask, training)
-            else:
-                h = self._conv_block(h, s, name, pool=layer.kind == "alpha", first=h is x,
-                                     mask=mask, training=training)
-        return self._readout(h, s).transpose(0, 1)
+            with self._label(f"{name} {layer.token}"):
+                if layer.kind == "sa":
+                    h = self._attention_block(h, s, name, layer.v_mapping, mask, training)
+                else:
+                    h = self._conv_block(h, s, name, pool=layer.kind == "alpha", first=h is x,
+                                         mask=mask, training=training)
+        with self._label("readout"):
+            return self._readout(h, s).transpose(0, 1)
+
+    def _label(self, name: str) -> AbstractContextManager:
+        """A profiler range named after the block when ``profile_blocks`` is set (the
+        measurement scripts set it; an idle range still costs a dispatch per block)."""
+        return torch.profiler.record_function(name) if self.profile_blocks else nullcontext()
 
     __call__ = forward
 

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from sacnn.data import DataValidationError, open_dataset, training_arrays
+from sacnn.experiment import chunk_bounds
 from sacnn.fileio import write_netcdf
 from sacnn.models import SpecError, get_architecture
 from sacnn.training.config import ModelSpec, TrainConfig, TrainingConfigError
@@ -45,12 +46,16 @@ def stage_from_config(config: dict[str, Any], model: str) -> ModelSpec:
 
 
 def chunk_slice(chunk: int, chunk_size: int, n_neurons: int) -> slice:
-    """Neuron positions of chunk ``chunk`` (0-based) when chunks hold ``chunk_size`` neurons."""
-    start = chunk * chunk_size
-    if chunk < 0 or chunk_size < 1 or start >= n_neurons:
-        raise TrainingConfigError(f"chunk {chunk} of size {chunk_size} is outside the "
+    """Neuron positions of chunk ``chunk`` (0-based) when chunks hold at most ``chunk_size``
+    neurons (the workflow's geometry: sacnn.experiment.chunk_bounds)."""
+    if chunk_size < 1 or n_neurons < 1:
+        raise TrainingConfigError(f"--chunk-size {chunk_size}: expected >= 1 for the "
                                   f"{n_neurons} neurons of the dataset")
-    return slice(start, min(start + chunk_size, n_neurons))
+    bounds = chunk_bounds(n_neurons, chunk_size)
+    if not 0 <= chunk < len(bounds):
+        raise TrainingConfigError(f"chunk {chunk} of size {chunk_size} is outside the "
+                                  f"{n_neurons} neurons of the dataset ({len(bounds)} chunks)")
+    return slice(*bounds[chunk])
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m sacnn.training") -> int:

@@ -15,6 +15,19 @@ STRATEGIES = ("auto", "per_model", "stacked", "reference")
 SELECTIONS = ("holdout", "validation")
 COMBINE_INITS = ("identity", "random")
 PRECISIONS = ("auto", "exact", "tf32", "bf16")
+# How the stacked (GPU) strategy computes a step (sacnn.models.stacked, docs/performance.md);
+# each choice equals the reference per-model network in float64 (tests).
+FIRST_LAYERS = ("cudnn", "gemm")
+CONVS = ("grouped", "gemm")
+CONV_LAYOUTS = ("nchw", "channels_last")
+MAX_POOLS = ("torch", "uint8")
+ATTENTIONS = ("matmul", "sdpa")
+COMPILERS = ("none", "inductor", "aot_eager")
+#: Settings that choose how a step is computed, not what: a checkpoint resumes across them
+#: (as across strategies) and they do not enter a chunk's fingerprint.
+EXECUTION_KEYS = ("strategy", "workers", "device", "eval_batch_size", "first_layer", "conv",
+                  "conv_layout", "cudnn_benchmark", "max_pool", "attention", "compile",
+                  "compile_cache", "cuda_graph")
 
 
 @dataclass(frozen=True)
@@ -26,13 +39,29 @@ class TrainConfig:
     the same images are then used for reporting); with ``validation`` nothing is held out
     and the models fit on every training image of their data fraction. ``strategy`` chooses the execution:
     ``per_model`` (one model at a time per worker process; the fast path on a CPU),
-    ``stacked`` (all models of the chunk at once with torch.func.vmap; the fast path on a
-    GPU), ``reference`` (a plain in-process loop, kept for tests), ``auto`` (stacked on
+    ``stacked`` (all models of the chunk as one network, sacnn.models.stacked; the fast path
+    on a GPU), ``reference`` (a plain in-process loop, kept for tests), ``auto`` (stacked on
     CUDA, per_model otherwise). ``precision`` is the arithmetic of the stacked strategy:
     ``exact`` (``dtype`` throughout), ``tf32`` (TF32 tensor-core products, CUDA), ``bf16``
     (TF32, and the per-model kxk convolutions, nearly all the arithmetic, on bfloat16
     operands with float32 accumulation; everything else float32), ``auto`` (the measured
     GPU default, ``sacnn.training.trainer.GPU_PRECISION``, on CUDA; ``exact`` elsewhere).
+
+    How the stacked strategy computes a step (each the same numbers in float64; measured in
+    docs/performance.md): ``first_layer`` ``cudnn`` (one dense convolution) or ``gemm`` (one
+    matrix product of the image patches, written channels-last); ``conv`` ``grouped`` (one
+    grouped convolution per layer) or ``gemm`` (unfold + batched matmul); ``conv_layout``
+    ``nchw`` or ``channels_last`` (the grouped convolutions' memory format, where cuDNN has
+    implicit-GEMM kernels); ``cudnn_benchmark`` (let cuDNN time its algorithms for each shape
+    instead of its heuristic's pick); ``max_pool`` ``torch`` (F.max_pool2d, int64 indices)
+    or ``uint8`` (the window position of each maximum as one byte); ``attention``
+    ``matmul`` or ``sdpa`` (F.scaled_dot_product_attention, head dimensions padded to a
+    multiple of 8); ``compile`` ``none``, ``inductor`` (torch.compile(fullgraph=True) of the
+    step's loss and gradients) or ``aot_eager`` (the same graph capture without code
+    generation, for checks on a CPU); ``compile_cache`` a directory shared by every job
+    (TORCHINDUCTOR_CACHE_DIR; '' leaves torch's per-machine default) so that only the first
+    job compiles; ``cuda_graph`` replays each epoch's full batches from one captured CUDA
+    graph (device-side batch indices, dropout counter and Adam step; CUDA only).
     """
 
     epochs: int = 50
@@ -48,6 +77,15 @@ class TrainConfig:
     eval_batch_size: int = 500
     channels_last: bool = True
     precision: str = "auto"
+    first_layer: str = "cudnn"
+    conv: str = "grouped"
+    conv_layout: str = "nchw"
+    cudnn_benchmark: bool = False
+    max_pool: str = "torch"
+    attention: str = "matmul"
+    compile: str = "none"
+    compile_cache: str = ""
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         checks = [
@@ -61,6 +99,15 @@ class TrainConfig:
             (self.dtype in ("float32", "float64"), "dtype", "'float32' or 'float64'"),
             (self.eval_batch_size >= 1, "eval_batch_size", "an integer >= 1"),
             (self.precision in PRECISIONS, "precision", f"one of {PRECISIONS}"),
+            (self.first_layer in FIRST_LAYERS, "first_layer", f"one of {FIRST_LAYERS}"),
+            (self.conv in CONVS, "conv", f"one of {CONVS}"),
+            (self.conv_layout in CONV_LAYOUTS, "conv_layout", f"one of {CONV_LAYOUTS}"),
+            (isinstance(self.cudnn_benchmark, bool), "cudnn_benchmark", "true or false"),
+            (self.max_pool in MAX_POOLS, "max_pool", f"one of {MAX_POOLS}"),
+            (self.attention in ATTENTIONS, "attention", f"one of {ATTENTIONS}"),
+            (self.compile in COMPILERS, "compile", f"one of {COMPILERS}"),
+            (isinstance(self.compile_cache, str), "compile_cache", "a directory path or ''"),
+            (isinstance(self.cuda_graph, bool), "cuda_graph", "true or false"),
             (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
              "'auto', 'cpu' or 'cuda[:N]'"),
         ]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +31,13 @@ from torch import Tensor
 from sacnn.models import ArchitectureSpec, Network, build_network
 from sacnn.models.dropout import dropout_masks
 from sacnn.models.stacked import StackedNetwork
-from sacnn.training.config import PRECISIONS as CONFIG_PRECISIONS
+from sacnn.training.stacked_step import (
+    StackedOptions,
+    StaticStep,
+    compiled,
+    device_masks,
+    step_context,
+)
 from sacnn.training.state import (
     ChunkState,
     NeuronState,
@@ -235,28 +240,6 @@ def _collect(outs: list[tuple[NeuronState, float, dict[str, np.ndarray]]]) -> Ep
 
 # -- all models of the chunk at once ----------------------------------------------------
 
-#: The stacked strategy's arithmetic (TrainConfig.precision less "auto", resolved before).
-PRECISIONS = tuple(p for p in CONFIG_PRECISIONS if p != "auto")
-
-
-@contextmanager
-def precision_context(precision: str) -> Iterator[None]:
-    """Tensor-core arithmetic of a stacked step: ``exact`` (none: every product in the
-    parameters' dtype), ``tf32`` (float32 storage, TF32 products in matmuls and cuDNN) or
-    ``bf16`` (TF32 as well, and the per-model kxk convolutions on bfloat16 operands with
-    float32 accumulation: :class:`StackedNetwork`'s ``conv_dtype``)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    tf32 = precision != "exact"
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
-
-
 #: Dropout masks are drawn for this many elements (steps x sites x neurons x batch x
 #: channels) at a time: few kernel launches per step, bounded memory.
 MASK_BLOCK_ELEMENTS = 1 << 24
@@ -270,22 +253,26 @@ class StackedRunner:
     The chunk's state stays on the device between epochs; dropout masks are computed on the
     device from each neuron's key and the step (:mod:`sacnn.models.dropout`); the loss is
     the sum over neurons of each neuron's mean squared error, so gradients do not mix.
+    ``options`` choose how a step is computed (:mod:`sacnn.training.stacked_step`); with
+    ``cuda_graph`` every full batch runs as a :class:`StaticStep`, replayed from a CUDA
+    graph on CUDA and run eagerly elsewhere (the trainer refuses the setting off CUDA; the
+    tests use the eager form).
     """
 
     def __init__(self, setup: ModelSetup, x: Tensor, y: Tensor, eval_x: dict[str, Tensor],
-                 device: torch.device, precision: str = "exact", conv: str = "grouped",
-                 first_layer: str = "cudnn") -> None:
+                 device: torch.device, options: StackedOptions | None = None) -> None:
         self.setup = setup
         self.device = device
-        self.precision = precision
+        self.options = options or StackedOptions()
+        self.precision = self.options.precision
         self.x = x.to(device)
         self.y = y.to(device)
         self.eval_x = {k: v.to(device) for k, v in eval_x.items()}
         self.trainable = trainable_names(setup.network())
-        self.net = StackedNetwork(setup.spec, setup.freeze, setup.frozen_mode, conv,
-                                  conv_dtype=torch.bfloat16 if precision == "bf16" else None,
-                                  first_layer=first_layer)
+        self.net = StackedNetwork(setup.spec, setup.freeze, setup.frozen_mode,
+                                  **self.options.network_kwargs())
         self.dropout_channels = self.net.dropout_channels()
+        self.loss = compiled(self.stacked_loss, self.options)
         # the largest activation of one image through one model: the first convolution's
         self.eval_largest = setup.spec.channels * max(conv for conv, _ in setup.spec.sizes()) ** 2
 
@@ -321,24 +308,41 @@ class StackedRunner:
             for t in range(len(steps)):
                 yield [masks[t, s, :, :, :c] for s, c in enumerate(self.dropout_channels)]
 
+    def _static_step(self, params: dict, rest: dict, opt: torch.optim.Optimizer,
+                     keys: Tensor, order: Tensor, first_step: int) -> StaticStep:
+        bs = self.setup.batch_size
+
+        def draw(step: Tensor) -> Tensor:
+            return dropout_masks(keys, step, bs, self.dropout_channels,
+                                 self.setup.spec.dropout, DTYPES[self.setup.dtype], self.device)
+
+        return StaticStep(self.loss, device_masks(draw, self.dropout_channels), params, rest,
+                          opt, self.x, self.y, order, first_step, bs)
+
     def run_epoch(self, state: ChunkState, order: Tensor, keys: Sequence[int]) -> EpochResult:
         params, rest = self.split(state)
+        cuda = self.device.type == "cuda"
         opt = make_adam(params, self.setup.learning_rate,
                         {n: {k: v.to(self.device) for k, v in m.items()}
                          for n, m in state.adam.items()},
-                        state.step, fused=self.device.type == "cuda")
+                        state.step, fused=cuda, capturable=cuda and self.options.cuda_graph)
         keys_t = torch.as_tensor(list(keys), dtype=torch.int64, device=self.device)
         totals = torch.zeros(len(keys), dtype=torch.float64, device=self.device)
         order_dev = order.to(self.device)
-        step = state.step
         bs = self.setup.batch_size
         n_steps = -(-len(order) // bs)
-        with precision_context(self.precision):
-            for start, masks in zip(range(0, len(order), bs),
-                                    self._mask_blocks(keys_t, step, n_steps)):
+        n_static = len(order) // bs if self.options.cuda_graph else 0
+        with step_context(self.options):
+            if n_static:
+                static = self._static_step(params, rest, opt, keys_t, order_dev, state.step)
+                static.run(n_static, capture=cuda)
+                totals += static.totals
+            step = state.step + n_static
+            for start, masks in zip(range(n_static * bs, len(order), bs),
+                                    self._mask_blocks(keys_t, step, n_steps - n_static)):
                 idx = order_dev[start:start + bs]
-                losses = self.stacked_loss(params, rest, self.x[idx], self.y[:, idx],
-                                           [m[:, :len(idx)] for m in masks])
+                losses = self.loss(params, rest, self.x[idx], self.y[:, idx],
+                                   [m[:, :len(idx)] for m in masks])
                 opt.zero_grad(set_to_none=True)
                 losses.sum().backward()
                 opt.step()
@@ -358,7 +362,7 @@ class StackedRunner:
         batch = max(1, min(self.setup.eval_batch_size,
                            EVAL_ELEMENT_BUDGET // (n * self.eval_largest)))
         out = {}
-        with precision_context(self.precision):
+        with step_context(self.options):
             for key, x in self.eval_x.items():
                 parts = [self.net(merged, x[s:s + batch], training=False)
                          for s in range(0, len(x), batch)]

@@ -42,21 +42,25 @@ def trainable_names(net: nn.Module) -> list[str]:
 
 
 def make_adam(params: Mapping[str, Tensor], lr: float, adam_state: Mapping[str, Any],
-              step: int, fused: bool = False) -> torch.optim.Adam:
+              step: int, fused: bool = False, capturable: bool = False) -> torch.optim.Adam:
     """An Adam optimiser over ``params`` restored to ``adam_state`` after ``step`` steps.
 
     Adam is elementwise, so one optimiser over stacked parameters equals one per neuron.
-    ``fused`` (CUDA) runs the whole update in one kernel.
+    ``fused`` (CUDA) runs the whole update in one kernel; ``capturable`` (CUDA) keeps its
+    step count on the device, so that a CUDA graph can replay the update.
     """
-    opt = torch.optim.Adam(list(params.values()), lr=lr, fused=fused or None)
+    opt = torch.optim.Adam(list(params.values()), lr=lr, fused=fused or None,
+                           capturable=capturable)
     if step > 0:
         scalar_dtype = torch.float64 if torch.get_default_dtype() == torch.float64 \
             else torch.float32
+        on_device = fused or capturable
         for name, p in params.items():
             s = adam_state[name]
             opt.state[p] = {
-                "step": torch.tensor(float(step), dtype=torch.float32 if fused else scalar_dtype,
-                                     device=p.device if fused else "cpu"),
+                "step": torch.tensor(float(step),
+                                     dtype=torch.float32 if on_device else scalar_dtype,
+                                     device=p.device if on_device else "cpu"),
                 "exp_avg": s["exp_avg"].to(device=p.device, dtype=p.dtype).clone()
                 .contiguous(memory_format=_format_of(p)),
                 "exp_avg_sq": s["exp_avg_sq"].to(device=p.device, dtype=p.dtype).clone()

@@ -27,7 +27,7 @@ from sacnn.metrics import pearson
 from sacnn.models import ArchitectureSpec, DecomposedReadout, build_network
 from sacnn.models.dropout import neuron_key
 from sacnn.seeding import derive_seed
-from sacnn.training.config import ModelSpec, TrainConfig, TrainingConfigError
+from sacnn.training.config import EXECUTION_KEYS, ModelSpec, TrainConfig, TrainingConfigError
 from sacnn.training.runners import (
     DTYPES,
     EpochResult,
@@ -37,6 +37,7 @@ from sacnn.training.runners import (
     StackedRunner,
     available_cores,
 )
+from sacnn.training.stacked_step import StackedOptions
 from sacnn.training.state import (
     CheckpointError,
     ChunkState,
@@ -163,6 +164,14 @@ def resolve_precision(cfg: TrainConfig, device: torch.device, strategy: str) -> 
     return cfg.precision
 
 
+def check_cuda_graph(cfg: TrainConfig, device: torch.device, strategy: str) -> None:
+    """``cuda_graph`` replays a captured CUDA graph: it needs the stacked strategy on CUDA."""
+    if cfg.cuda_graph and (device.type != "cuda" or strategy != "stacked"):
+        raise TrainingConfigError(
+            f"training.cuda_graph: true needs the stacked strategy on a CUDA device, but this "
+            f"chunk runs {strategy} on {device.type}; set training.cuda_graph: false")
+
+
 def _correlations(pred: np.ndarray, real: np.ndarray) -> np.ndarray:
     """Per-neuron Pearson r; an undefined r (constant prediction) is NaN here, on purpose:
     it never counts as an improvement and is reported as such in the outputs."""
@@ -214,10 +223,10 @@ def _fingerprint(spec: ArchitectureSpec, stage: ModelSpec, cfg: TrainConfig, sit
                  neuron_ids: Sequence, data: TrainingArraysLike) -> str:
     """Hash of everything that determines the numbers; a checkpoint resumes only on a match.
 
-    The strategy, worker count and device do not enter: a run may resume with another one.
+    The strategy, worker count, device and the other settings of how a step is computed
+    (config.EXECUTION_KEYS) do not enter: a run may resume with another one.
     """
-    settings = {k: v for k, v in cfg.to_dict().items()
-                if k not in ("strategy", "workers", "device", "eval_batch_size")}
+    settings = {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_KEYS}
     h = hashlib.sha256()
     h.update(json.dumps({"spec": spec.to_dict(), "stage": stage.__dict__, "cfg": settings,
                          "site": site, "neurons": [str(n) for n in neuron_ids]},
@@ -393,6 +402,7 @@ class _Hardware:
     def choose(cls, cfg: TrainConfig, gpus: int) -> _Hardware:
         device = resolve_device(cfg, gpus)
         strategy = resolve_strategy(cfg, device)
+        check_cuda_graph(cfg, device, strategy)
         return cls(device, strategy, resolve_precision(cfg, device, strategy))
 
 
@@ -406,11 +416,19 @@ def _make_runner(spec: ArchitectureSpec, stage: ModelSpec, cfg: TrainConfig, arr
     workers = max(1, min(cfg.workers or available_cores(), n_neurons))
     args = (setup, arrays.fit_x, arrays.fit_y, arrays.eval_x)
     if hw.strategy == "stacked":
-        return (StackedRunner(*args, hw.device, precision=hw.precision),
-                f"stacked ({hw.precision})")
+        options = StackedOptions.of(cfg, hw.precision)
+        return StackedRunner(*args, hw.device, options), f"stacked ({_describe(options)})"
     if hw.strategy == "per_model" and workers > 1:
         return PoolRunner(*args, workers), f"per_model x{workers}"
     return InProcessRunner(*args, single_thread=hw.strategy == "per_model"), hw.strategy
+
+
+def _describe(options: StackedOptions) -> str:
+    """The options that differ from the defaults, for the log (precision always)."""
+    default = StackedOptions(precision=options.precision)
+    changed = [f"{k}={v}" for k, v in vars(options).items()
+               if k != "precision" and v != getattr(default, k)]
+    return ", ".join([options.precision, *changed])
 
 
 def _resume_or_start(ckpt: Path | None, fingerprint: str, spec: ArchitectureSpec,
