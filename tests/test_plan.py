@@ -271,6 +271,18 @@ def test_values_that_do_not_convert_are_left_for_the_validator(config):
         validate(merged, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
 
 
+def test_the_explicit_example_neuron_rule_needs_its_neuron_in_the_schema(config):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    config["figures"]["example_neuron"] = {"rule": "explicit"}
+    with pytest.raises(WorkflowError, match="'neuron' is a required property"):
+        validate(config, schema)
+    config["figures"]["example_neuron"]["neuron"] = 3
+    validate(config, schema)
+
+
 def test_strings_the_schema_wants_stay_strings(config):
     merged = copy.deepcopy(config)
     merged["models"]["rf_cnn"]["label"] = "10"
