@@ -3,6 +3,7 @@ file and the field, a non-zero exit, no traceback and nothing half-written."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -106,6 +107,8 @@ def test_object_arrays_are_refused_as_needing_pickle(tmp_path, capsys):
     ("seed: abc\n", ["site.yaml", "'seed'", "an integer", "'abc'"]),
     ("holdout_fraction: true\n", ["site.yaml", "'holdout_fraction'", "a number"]),
     ("- repeats\n", ["site.yaml", "expected a mapping"]),
+    ("repeats: 4\nval_layout: image_neuron_repeat\nrepeats: 5\n",
+     ["site.yaml: key 'repeats' is given twice, on line 1 and on line 3"]),
 ])
 def test_bad_site_yaml_names_the_file_and_the_setting(tmp_path, capsys, sidecar, parts):
     site = tiny_site(tmp_path)
@@ -128,6 +131,66 @@ def test_bad_command_line_options_are_explained(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "cannot create the folder" in err and "a_file" in err, err
     assert "Traceback" not in err
+
+
+def test_an_option_without_a_value_is_a_usage_error(tmp_path, capsys):
+    """Status 2 and "error:", as for every usage error of a sacnn command."""
+    code, out = run_ingest_cli(tiny_site(tmp_path), tmp_path, "-o", "repeats")
+    assert_refused(capsys, code, out, "--option expects KEY=VALUE, got 'repeats'")
+    proc = subprocess.run([sys.executable, "-m", "sacnn", "ingest", str(tmp_path / SITE), SITE,
+                           "-o", "repeats"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
+
+
+def test_a_key_given_twice_is_refused_by_every_cli_that_reads_yaml(tmp_path, capsys):
+    """simulate --config, train --config and cost --configfile (site.yaml: above; the
+    workflow's config files: tests/test_workflow.py)."""
+    from sacnn.cost import main as cost_main
+    from sacnn.training.__main__ import main as training_main
+
+    twice = "key 'n_neurons' is given twice, on line 1 and on line 3"
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text("n_neurons: 3\nseed: 1\nn_neurons: 4\n")
+    assert simulate_cli.main([str(tmp_path / "s"), "--config", str(cfg), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --config {cfg}: {twice}"), err
+    assert not (tmp_path / "s").exists()
+    cfg.write_text("training: {epochs: 1}\nmodels: {}\ntraining: {epochs: 2}\n")
+    with pytest.raises(SystemExit) as exc:
+        training_main(["--config", str(cfg), "--dataset", str(tmp_path / "d.nc"), "--site", "s",
+                       "--model", "m", "--weights", str(tmp_path / "w.pt"),
+                       "--predictions", str(tmp_path / "p.nc")])
+    assert f"sacnn.training: error: {cfg}: key 'training' is given twice" in str(exc.value)
+    throughput = tmp_path / "t.jsonl"
+    throughput.write_text("")
+    with pytest.raises(SystemExit) as exc:
+        cost_main(["--configfile", str(cfg), "--throughput", str(throughput)])
+    assert f"error: {cfg}: key 'training' is given twice, on line 1 and on line 3" in str(
+        exc.value)
+
+
+@pytest.mark.parametrize("shape", ["2-D", "3-D"])
+def test_one_repeat_without_declared_repeats_is_ingested_saying_what_was_assumed(
+        tmp_path, capsys, shape):
+    arrays = tiny_arrays(repeats=1)
+    if shape == "2-D":
+        arrays["val_responses"] = arrays["val_responses"][..., 0]  # (N_val, neurons)
+    site = write_reference(tmp_path / SITE, arrays)
+    code, out = run_ingest_cli(site, tmp_path)
+    err = capsys.readouterr().err
+    assert code == 0, err
+    note = (f"note: {site}/valRsp_{SITE}.npy: field 'val_responses': shape "
+            f"{arrays['val_responses'].shape} has one repeat per validation image, taken as "
+            "responses already averaged over the repeats (option 'repeats' is not declared)")
+    assert note in err and "FEVE and cc_norm" in err and "repeats: 1" in err, err
+    with xr.open_dataset(out) as ds:  # and recorded in the dataset
+        assert json.loads(ds.attrs["preprocessing"])["assumed"] == [err.split("note: ")[1]
+                                                                    .strip()]
+    (site / "site.yaml").write_text("repeats: 1\n")  # declared: nothing is assumed
+    code, out = run_ingest_cli(site, tmp_path / "declared")
+    assert code == 0 and "note:" not in capsys.readouterr().err
+    with xr.open_dataset(out) as ds:
+        assert json.loads(ds.attrs["preprocessing"])["assumed"] == []
 
 
 def test_simulation_settings_of_the_wrong_type_are_named(tmp_path, capsys):
@@ -175,7 +238,19 @@ def test_a_corrupt_chunk_prediction_file_says_which_job_to_rerun(tmp_path, capsy
     assert not (tmp_path / "p.nc").exists() and not (tmp_path / "m.csv").exists()
 
 
-def test_training_cli_reports_a_corrupt_dataset_and_bad_settings(tmp_path):
+def test_an_out_of_range_top_fraction_is_a_usage_error_naming_the_option(tmp_path, capsys):
+    for value in ("0", "5", "x"):
+        with pytest.raises(SystemExit) as exc:
+            evaluation_main([str(tmp_path / "c.nc"), "--site", "s", "--model", "m",
+                             "--top-fraction", value, "--out-predictions",
+                             str(tmp_path / "p.nc"), "--out-metrics", str(tmp_path / "m.csv")])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2, value
+        assert (f"error: argument --top-fraction: expected a number in (0, 1], got '{value}'"
+                in err), err
+
+
+def test_training_cli_reports_a_corrupt_dataset_and_bad_settings(tmp_path, capsys):
     from sacnn.training.__main__ import main as training_main
 
     bad = tmp_path / "dataset.nc"
@@ -186,7 +261,15 @@ def test_training_cli_reports_a_corrupt_dataset_and_bad_settings(tmp_path):
     with pytest.raises(SystemExit) as exc:
         training_main(["--settings", settings, *args])
     assert "dataset.nc: field 'dataset': expected a readable NetCDF4 file" in str(exc.value)
-    with pytest.raises(SystemExit) as exc:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # a malformed argument: a usage error (status 2)
         training_main(["--settings", "{not json", *args])
-    assert "--settings is not valid JSON" in str(exc.value)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "error: argument --settings: not valid JSON" in err, err
+    for fraction in ("0", "1.5", "nan", "half"):
+        with pytest.raises(SystemExit) as exc:
+            training_main(["--settings", settings, *args, "--fraction", fraction])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2, fraction
+        assert f"error: argument --fraction: expected a number in (0, 1], got '{fraction}'" in err
     assert not (tmp_path / "w.pt").exists() and not (tmp_path / "p.nc").exists()

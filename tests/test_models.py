@@ -260,3 +260,14 @@ def test_parameter_table_cli_writes_csv_and_markdown(tmp_path):
     assert "ff+sa-CNN" in (tmp_path / "p.csv").read_text()
     md = (tmp_path / "p.md").read_text().splitlines()
     assert md[0].startswith("| architecture |") and len(md) == 2 + len(NAMED_ARCHITECTURES)
+
+
+def test_the_modules_a_spec_names_are_the_networks():
+    """What a stage's load/freeze is checked against when Snakemake starts
+    (ArchitectureSpec.modules, no torch) is what the built network has: its non-empty
+    blocks and readout parts."""
+    for name, spec in NAMED_ARCHITECTURES.items():
+        net = build_network(spec)
+        built = {n for n, m in net.named_modules() if n and n.count(".") <= 1
+                 and not (isinstance(m, torch.nn.ModuleList) and len(m) == 0)}
+        assert set(spec.modules()) == built, name

@@ -84,7 +84,7 @@ def test_every_command_has_a_code_digest_and_an_unknown_one_is_named(config):
 
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["figures"]["example_neuron"].update(models=["sim1"]),
-     "figures.example_neuron.models: unknown model 'sim1'"),
+     "figures.example_neuron.models[0]: unknown model 'sim1'"),
     (lambda c: c["figures"].update(site="rf_cnn"), "figures.site: unknown site 'rf_cnn'"),
     (lambda c: c["experiments"]["table1"]["sites"].append("sim9"),
      "experiments.table1: unknown site 'sim9'"),
@@ -94,8 +94,140 @@ def test_every_command_has_a_code_digest_and_an_unknown_one_is_named(config):
 def test_config_cross_checks_name_the_key(config, change, message):
     """A model name is not accepted where a site is expected, nor the reverse."""
     change(config)
-    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         plan.WorkflowPlan(config, NOTEBOOKS)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["experiments"]["table1"]["models"].insert(2, "rf_cnnn"),
+     "experiments.table1.models[2]: unknown model 'rf_cnnn'"),
+    (lambda c: c["experiments"]["table2"].update(baseline="rfcnn"),
+     "experiments.table2.baseline: unknown model 'rfcnn'"),
+    (lambda c: c["experiments"]["tableA"]["rows"][3].update(versus="nope"),
+     "experiments.tableA.rows[3].versus: unknown model 'nope'"),
+    (lambda c: c["figures"]["fig2"]["models"].append("nope"),
+     "figures.fig2.models[4]: unknown model 'nope'"),
+    (lambda c: c["groundtruth"]["models"].insert(0, "nope"),
+     "groundtruth.models[0]: unknown model 'nope'"),
+    (lambda c: c["claims"]["tests"][3].update(versus="nope"),  # 2 seeds: all_models reads it
+     "claims.tests[3].versus: unknown model 'nope'"),
+    (lambda c: c["experiments"]["table3"]["fractions"].append("f150"),
+     "experiments.table3.fractions[2]: fraction 'f150' is out of range: expected f1 ... f100"),
+    (lambda c: c["experiments"]["table1"].update(fraction="f0"),
+     "experiments.table1.fraction: fraction 'f0' is out of range"),
+    (lambda c: c["claims"]["tests"][7].update(reference_fraction="f101"),
+     "claims.tests[7].reference_fraction: fraction 'f101' is out of range"),
+    (lambda c: c["experiments"]["table3"]["fractions"].__setitem__(0, "f025"),
+     "experiments.table3.fractions[0]: fraction 'f025': write it 'f25'"),
+])
+def test_every_model_and_fraction_a_config_names_is_checked_at_its_key(config, change, message):
+    change(config)
+    with pytest.raises(plan.WorkflowConfigError, match=re.escape(message)):
+        plan.WorkflowPlan(config, NOTEBOOKS)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["training"].update(device="tpu"),
+     "training.device: got 'tpu', expected 'auto', 'cpu' or 'cuda[:N]'"),
+    (lambda c: c["training"].update(device="cuda:x"), "training.device: got 'cuda:x'"),
+    (lambda c: c["architectures"].update(unused={"base": "rf-CNN", "readout": "ctl",
+                                                 "layers": ["sa", "alpha"]}),
+     "architectures.unused: architecture 'unused': self-attention cannot be the first layer"),
+    (lambda c: c["architectures"].update(unused={"base": "ff-CNN", "channels": 0}),
+     "architectures.unused: architecture 'unused': channels must be a positive integer"),
+    (lambda c: c["models"]["rf_cnn"].update(combine_init="random"),
+     "models.rf_cnn.combine_init: 'random' needs a decomposed (FC1) readout"),
+    (lambda c: c["models"]["rf_sa_cnn_star_incr"].update(freeze=["alpah"]),
+     ("models.rf_sa_cnn_star_incr.freeze[0]: 'alpah' is not a module of architecture "
+     "'rf+sa-CNN*'")),
+    (lambda c: c["models"]["ff_sa_cnn_star_incr_fc2"].update(freeze=["alpha", "beta.2"]),
+     "models.ff_sa_cnn_star_incr_fc2.freeze[1]: 'beta.2' is not a module"),
+    (lambda c: c["models"]["rf_sa_cnn_star_incr"].update(load=["attention"]),  # parent: rf-CNN
+     ("models.rf_sa_cnn_star_incr.load.attention: 'attention' is not a module of "
+     "architecture 'rf-CNN (c=30)'")),
+    (lambda c: c["models"]["ff_sa_cnn_star_incr_fc1"]["load"].update(
+        {"readout.linear": "readout.center"}),
+     "models.ff_sa_cnn_star_incr_fc1.load.readout.linear: 'readout.center' is not a module"),
+])
+def test_settings_the_typed_settings_check_fail_when_the_plan_is_built(config, change, message):
+    """What a training job would refuse after ingest (and after the stage before it) is
+    refused before any job: the training settings, every architecture, every stage."""
+    change(config)
+    with pytest.raises(plan.WorkflowConfigError, match=re.escape(message)):
+        plan.WorkflowPlan(config, NOTEBOOKS)
+
+
+def test_the_shipped_configs_pass_the_start_checks():
+    for name in ("config.yaml", "paper.yaml", "reference.yaml", "simulated.yaml",
+                 "rf_question.yaml"):
+        cfg = cost.load_config(ROOT / "config" / name)
+        for site in cfg["sites"].values():  # no raw data here: plan the chunks from a count
+            site.setdefault("n_neurons", 1) if "raw" in site else None
+        plan.WorkflowPlan(cfg, NOTEBOOKS)
+
+
+def _raw_site_config(config, tmp_path, folder="M1S1"):
+    config["sites"]["M1S1"] = {"raw": str(tmp_path / folder), "file_stem": "m1s1", "ingest": {}}
+    config["experiments"]["table1"]["sites"].append("M1S1")
+    return config
+
+
+def _write_raw_site(folder):
+    from fixtures_data import tiny_arrays, write_reference
+
+    return write_reference(folder, tiny_arrays(), site="m1s1",
+                           sidecar="val_layout: image_neuron_repeat\nrepeats: 4\n")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.rename(d.parent / "M1S2"),
+     ("sites.M1S1: {d}: field 'site folder': expected an existing folder with the raw files "
+     "(docs/data-format.md); found no such folder (did you mean {d.parent}/M1S2?)")),
+    (lambda d: (d / "trainRsp_m1s1.npy").unlink(),
+     ("sites.M1S1: {d}: field 'raw files': expected train_img_m1s1.npy, trainRsp_m1s1.npy, "
+     "val_img_m1s1.npy, valRsp_m1s1.npy, or m1s1.nc (layout 'auto', docs/data-format.md); "
+     "found trainRsp_m1s1.npy missing")),
+    (lambda d: (d / "site.yaml").write_text("repeats: 4\nval_layout: mean\nrepeats: 5\n"),
+     "sites.M1S1: {d}/site.yaml: key 'repeats' is given twice, on line 1 and on line 3"),
+    (lambda d: (d / "site.yaml").write_text("repeats: 0\n"),
+     "sites.M1S1: {d}/site.yaml: ingest option 'repeats': expected >= 1, got 0"),
+])
+def test_a_raw_sites_folder_files_and_site_yaml_are_checked_when_the_plan_is_built(
+        config, tmp_path, damage, message):
+    """Not in an input function (Snakemake would wrap the message in an
+    InputFunctionException and a traceback): when the plan is built, once per site."""
+    folder = _write_raw_site(tmp_path / "M1S1")
+    config = _raw_site_config(config, tmp_path)
+    assert plan.WorkflowPlan(config, NOTEBOOKS).site_n_neurons("M1S1") == 5
+    damage(folder)
+    with pytest.raises(plan.WorkflowConfigError) as exc:
+        plan.WorkflowPlan(config, NOTEBOOKS)
+    assert str(exc.value).startswith(message.format(d=folder)), str(exc.value)
+
+
+def test_a_raw_site_without_its_folder_plans_from_n_neurons(config, tmp_path):
+    config = _raw_site_config(config, tmp_path, folder="not_here")
+    config["sites"]["M1S1"]["n_neurons"] = 7
+    assert plan.WorkflowPlan(config, NOTEBOOKS).site_n_neurons("M1S1") == 7
+
+
+def test_the_default_target_lists_every_intermediate_file(config):
+    """So that Snakemake rebuilds a deleted one (and what is made from it) on a plain run."""
+    p = plan.WorkflowPlan(config, NOTEBOOKS)
+    files = set(p.intermediate_files())
+    for s, m, f in experiment.trained_cells(config):
+        assert set(p.chunk_files(s, m, f, "predictions.nc")) <= files
+        assert set(p.chunk_files(s, m, f, "weights.pt")) <= files
+    for s, m, f in p.all_cells():
+        assert {plan.metrics_file(s, m, f), f"{plan.model_dir(s, m, f)}/predictions.nc"} <= files
+    assert {"results/sim1/dataset.nc", "resources/sim1/truth_sim1.nc",
+            "resources/sim1/trainRsp_sim1.npy", "results/sim1_off/groundtruth.csv"} <= files
+    # nothing that no rule makes: a stage used only to start another has no metrics
+    config["experiments"]["table2"]["models"].remove("rf_cnn_c30")
+    config["figures"]["fig3"]["models"].remove("rf_cnn_c30")
+    files = set(plan.WorkflowPlan(config, NOTEBOOKS).intermediate_files())
+    assert "results/sim1/models/rf_cnn_c30/f100/chunk0/weights.pt" in files
+    assert plan.metrics_file("sim1", "rf_cnn_c30", "f100") not in files
 
 
 def test_an_unknown_figure_has_no_notebook(config):
@@ -137,6 +269,18 @@ def test_values_that_do_not_convert_are_left_for_the_validator(config):
     assert merged["chunk_size"] == "many"
     with pytest.raises(WorkflowError, match="chunk_size"):
         validate(merged, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def test_the_explicit_example_neuron_rule_needs_its_neuron_in_the_schema(config):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    config["figures"]["example_neuron"] = {"rule": "explicit"}
+    with pytest.raises(WorkflowError, match="'neuron' is a required property"):
+        validate(config, schema)
+    config["figures"]["example_neuron"]["neuron"] = 3
+    validate(config, schema)
 
 
 def test_strings_the_schema_wants_stay_strings(config):

@@ -506,8 +506,8 @@ def test_training_config_errors_name_the_field():
     with pytest.raises(TrainingConfigError, match="CUDA is not available"):
         if torch.cuda.is_available():
             pytest.skip("a GPU is present")
-        train_chunk(TINY["ff"], ModelSpec("m", "x"), make_arrays(), cfg(device="cuda"),
-                    site="s")
+        train_chunk(TINY["ff"], ModelSpec("m", "x"), make_arrays(),
+                    cfg(device="cuda", strategy="auto"), site="s")
     assert TrainConfig.from_dict({"epochs": 3}).epochs == 3
     assert DTYPES["float64"] is torch.float64
 
@@ -608,6 +608,13 @@ def test_precision_settings_are_checked_against_device_and_strategy():
         resolve_precision(TrainConfig(precision="bf16", dtype="float64"), cuda, "stacked")
     with pytest.raises(TrainingConfigError, match="training.precision"):
         TrainConfig(precision="fp8")
+    # combinations that fail on any device are refused with the settings (so at a dry run)
+    for kw, message in [({"precision": "bf16", "strategy": "per_model"}, "stacked strategy"),
+                        ({"precision": "tf32", "device": "cpu"}, "CUDA devices only"),
+                        ({"strategy": "reference", "device": "cuda:1"}, "CPU only"),
+                        ({"precision": "tf32", "dtype": "float64"}, "needs dtype float32")]:
+        with pytest.raises(TrainingConfigError, match=message):
+            TrainConfig(**kw)
 
 
 def test_the_schema_offers_exactly_the_training_choices_the_code_accepts():
@@ -705,3 +712,31 @@ def test_training_cli_writes_predictions_on_the_datasets_image_dimension(tmp_pat
         assert preds["prediction"].attrs["units"] == data["val_responses"].attrs["units"]
         merged = xr.merge([data["val_responses"], preds["prediction"]], join="exact")
         assert merged.sizes["val_image"] == data.sizes["val_image"]
+
+
+def test_a_set_aside_checkpoint_is_named_and_removed_once_the_job_succeeds(tmp_path, caplog):
+    """The training job (as the workflow runs it) sets an unusable checkpoint aside, says
+    where, and removes it with its own checkpoint once its outputs are written (until then,
+    e.g. after a failure, it stays: train_chunk alone leaves it, test above)."""
+    from fixtures_data import tiny_site
+
+    from sacnn.data.ingest import ingest
+    from sacnn.training.__main__ import main as training_main
+
+    dpath = ingest(tiny_site(tmp_path), "tiny", out=tmp_path / "dataset.nc")
+    settings = json.dumps({
+        "architectures": {"tiny": {"base": "rf-CNN", "channels": 4}},
+        "models": {"m": {"architecture": "tiny"}},
+        "training": {"device": "cpu", "epochs": 1, "batch_size": 8, "strategy": "reference"}})
+    ckpt = tmp_path / "chunk0" / "checkpoint.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"not a checkpoint")
+    args = ["--settings", settings, "--dataset", str(dpath), "--site", "tiny", "--model", "m",
+            "--weights", str(tmp_path / "chunk0" / "w.pt"), "--checkpoint", str(ckpt),
+            "--predictions", str(tmp_path / "chunk0" / "p.nc")]
+    with caplog.at_level("INFO", logger="sacnn.training"):
+        assert training_main(args) == 0
+    aside = tmp_path / "chunk0" / "checkpoint.pt.unusable"
+    assert f"moved to {aside} (removed when the job succeeds)" in caplog.text
+    assert f"removed {aside}, the unusable checkpoint set aside" in caplog.text
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["p.nc", "w.pt"]

@@ -257,6 +257,101 @@ def test_config_unknown_model_in_a_table_is_named(tmp_path):
     assert "no_such_model" in proc.stdout + proc.stderr
 
 
+def _with_raw_site(cfg: dict, work: Path, folder: str = "resources/M1S1") -> dict:
+    """The tiny config plus a raw site M1S1 that Table 1 reads (its files: below)."""
+    write_reference_site(work / "resources" / "M1S1", "m1s1", n_neurons=4)
+    cfg["sites"]["M1S1"] = {"raw": folder, "file_stem": "m1s1"}
+    cfg["experiments"]["table1"]["sites"].append("M1S1")
+    return cfg
+
+
+def _twice(path: Path, key: str, value: str) -> None:
+    """Append a second definition of a top-level key to a YAML file."""
+    path.write_text(path.read_text() + f"\n{key}: {value}\n")
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("misspelled raw folder",
+     ("error: sites.M1S1: resources/M1S_1: field 'site folder': expected an existing folder "
+     "with the raw files (docs/data-format.md); found no such folder (did you mean "
+     "resources/M1S1?)")),
+    ("raw file missing",
+     ("error: sites.M1S1: resources/M1S1: field 'raw files': expected train_img_m1s1.npy, "
+     "trainRsp_m1s1.npy, val_img_m1s1.npy, valRsp_m1s1.npy, or m1s1.nc (layout 'auto', "
+     "docs/data-format.md); found trainRsp_m1s1.npy missing")),
+    ("site.yaml key twice",
+     ("error: sites.M1S1: resources/M1S1/site.yaml: key 'repeats' is given twice, on line 2 "
+     "and on line 4")),
+    ("config key twice",
+     "error: config/config.yaml: key 'chunk_size' is given twice, on line 27 and on line"),
+    ("overlay key twice",
+     "overlay.yaml: key 'training' is given twice, on line 1 and on line 2"),  # made absolute
+    ("device tpu", "error: training.device: got 'tpu', expected 'auto', 'cpu' or 'cuda[:N]'"),
+    ("unknown model", "error: experiments.table1.models[2]: unknown model 'rf_cnnn'"),
+])
+def test_config_mistakes_end_the_dry_run_with_the_message_only(tmp_path, mistake, message):
+    """Each mistake fails `snakemake -n` before any job, with its message and no traceback
+    (no InputFunctionException around it, no frames of the plan)."""
+    cfg, extra = yaml.safe_load(TINY.read_text()), []
+    if mistake in ("misspelled raw folder", "raw file missing", "site.yaml key twice"):
+        cfg = _with_raw_site(cfg, tmp_path, "resources/M1S_1"
+                             if mistake == "misspelled raw folder" else "resources/M1S1")
+    if mistake == "device tpu":
+        cfg["training"]["device"] = "tpu"
+    if mistake == "unknown model":
+        cfg["experiments"]["table1"]["models"][2] = "rf_cnnn"
+    work = workdir_with(tmp_path, cfg)
+    if mistake == "raw file missing":
+        (work / "resources" / "M1S1" / "trainRsp_m1s1.npy").unlink()
+    if mistake == "site.yaml key twice":
+        _twice(work / "resources" / "M1S1" / "site.yaml", "repeats", "4")
+    if mistake == "config key twice":
+        _twice(work / "config" / "config.yaml", "chunk_size", "1")
+    if mistake == "overlay key twice":
+        (work / "overlay.yaml").write_text("training: {epochs: 2}\ntraining: {epochs: 3}\n")
+        extra = ["--configfile", "overlay.yaml"]
+    proc = snakemake(work, "-n", *extra, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert message in proc.stderr and proc.stderr.splitlines()[-1].startswith("error: "), out
+    assert "Traceback" not in out and 'File "' not in out and "Exception" not in out, out
+
+
+def test_a_corrupt_chunk_is_rebuilt_by_following_its_message(tmp_path):
+    """The evaluation job's advice for a corrupt chunk, followed as written, retrains the
+    chunk and rebuilds the model's metrics and the table, though the table still exists
+    (Snakemake alone would not notice the deleted intermediate file)."""
+    cfg = {"sites": {"sim1": {"simulate": {"seed": 1, "n_neurons": 3, "n_train": 200,
+                                           "n_val": 60, "repeats": 4}}},
+           "chunk_size": 3, "training": {"epochs": 1, "device": "cpu"},
+           "architectures": {"ff-CNN": {"base": "ff-CNN", "channels": 4}},
+           "models": {"ff_cnn": {"architecture": "ff-CNN"}},
+           "experiments": {"table1": {"sites": ["sim1"], "models": ["ff_cnn"],
+                                      "baseline": "ff_cnn"}}}
+    work = workdir_with(tmp_path, cfg)
+    snakemake(work, "--cores", "2")
+    model = work / "results" / "sim1" / "models" / "ff_cnn" / "f100"
+    chunk, metrics, table = model / "chunk0" / "predictions.nc", model / "metrics.csv", \
+        work / "results" / "table1.csv"
+    chunk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)  # an HDF5 signature, then garbage
+    proc = snakemake(work, "--cores", "2", "--forcerun", "evaluate_model", check=False)
+    assert proc.returncode != 0
+    log = (work / "results" / "logs" / "evaluate" / "sim1" / "ff_cnn" / "f100.log").read_text()
+    advice = re.search(r"chunk0/predictions.nc: not a readable predictions file .*; it is "
+                       r"written by the train_chunk job of this chunk: delete it and run "
+                       r"`([^`]+)` again", log)
+    assert advice, log
+    assert not metrics.exists() and table.exists()
+    before = table.stat().st_mtime_ns
+    chunk.unlink()  # the advice, as written
+    command = advice.group(1).split()
+    assert command[0] == "snakemake"
+    proc = snakemake(work, *command[1:])
+    assert "rule train_chunk" in proc.stdout + proc.stderr
+    assert chunk.exists() and metrics.exists() and table.stat().st_mtime_ns > before
+    assert "Nothing to be done" in snakemake(work, "-n").stdout
+
+
 def write_reference_site(folder: Path, files: str, n_neurons: int, n_train: int = 40,
                          n_val: int = 12, repeats: int = 3, seed: int = 0) -> None:
     """A tiny site in the reference .npy layout (docs/data-format.md), 100 px images."""

@@ -43,6 +43,7 @@ from sacnn.models import get_architecture
 from sacnn.models.cost import training_flops, training_memory_bytes
 from sacnn.plan import site_file_stem
 from sacnn.simulate.config import SiteConfig
+from sacnn.yamlfile import DuplicateKeyError, load_yaml
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 PAPER_VAL_IMAGES = 1000
@@ -81,8 +82,12 @@ def load_config(path: Path, schema: Path = SCHEMA) -> dict[str, Any]:
     """A workflow config with the schema's defaults filled in, as the workflow sees it."""
     from snakemake.utils import validate  # the workflow's own validation and defaults
 
-    with open(path) as fh:
-        config = yaml.safe_load(fh) or {}
+    try:
+        config = load_yaml(path) or {}
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CostError(f"{path}: not a readable YAML file ({exc})") from None
+    except DuplicateKeyError as exc:
+        raise CostError(str(exc)) from None
     validate(config, str(schema), set_default=True)
     return config
 

@@ -28,6 +28,7 @@ import xarray as xr
 from sacnn import metrics as M
 from sacnn.fileio import write_csv, write_netcdf
 from sacnn.provenance import code_version
+from sacnn.settings import fraction_argument
 
 log = logging.getLogger("sacnn.evaluation")
 
@@ -52,9 +53,14 @@ VAL_IMAGE = "val_image"
 #: What that dimension was called in files written before it took the dataset's name.
 _OLD_VAL_IMAGE = "image"
 
+#: How to replace a bad result file, as written: the default target lists every
+#: intermediate file (sacnn.plan.WorkflowPlan.intermediate_files), so Snakemake rebuilds a
+#: deleted one and everything made from it (with another target it would not notice).
+REBUILD = ("delete it and run `snakemake --cores all` again, with the --configfile/--config "
+           "options of your run and no target (the default target rebuilds a deleted file "
+           "and everything made from it)")
 #: Why a merged predictions file may be unusable, and how to get a good one.
-REWRITE_MERGED = ("it is written by the evaluate_model job: delete it and run snakemake "
-                  "again")
+REWRITE_MERGED = f"it is written by the evaluate_model job: {REBUILD}"
 
 
 def check_predictions(ds: xr.Dataset, path: str | Path, rerun: str,
@@ -92,8 +98,8 @@ def read_predictions(path: str | Path, rerun: str = REWRITE_MERGED,
 
 def _read_chunk(path: Path) -> xr.Dataset:
     """One chunk's predictions, checked; an unreadable file says which job to rerun."""
-    return read_predictions(path, "it is written by the train_chunk job of this chunk: delete "
-                            "it and run snakemake again to retrain that chunk", _CHUNK_VARIABLES)
+    return read_predictions(path, f"it is written by the train_chunk job of this chunk: {REBUILD}",
+                            _CHUNK_VARIABLES)
 
 
 def read_dataset_trials(path: Path) -> xr.Dataset:
@@ -108,8 +114,7 @@ def read_dataset_trials(path: Path) -> xr.Dataset:
         raise
     except Exception as exc:
         raise EvaluationError(f"{path}: not a readable canonical dataset ({exc}); it is "
-                              "written by the ingest_site job: delete it and run snakemake "
-                              "again") from exc
+                              f"written by the ingest_site job: {REBUILD}") from exc
 
 
 def gather(paths: Sequence[str | Path]) -> xr.Dataset:
@@ -233,7 +238,7 @@ def read_metrics(path: str | Path) -> pd.DataFrame:
     missing = [c for c in METRIC_COLUMNS if c not in df.columns]
     if missing:
         raise EvaluationError(f"{path}: missing columns {missing}; it was written by an "
-                              "older sacnn: delete it and run snakemake again")
+                              f"older sacnn: {REBUILD}")
     return df
 
 
@@ -246,7 +251,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.evaluation"
     p.add_argument("--model", required=True)
     p.add_argument("--label", default="")
     p.add_argument("--fraction", default="f100")
-    p.add_argument("--top-fraction", type=float, default=0.01)
+    p.add_argument("--top-fraction", type=fraction_argument, default=0.01,
+                   help="share of the validation images PT counts, in (0, 1]")
     p.add_argument("--out-predictions", required=True, type=Path)
     p.add_argument("--out-metrics", required=True, type=Path)
     args = p.parse_args(argv)

@@ -21,17 +21,17 @@ from typing import Any, TypedDict
 
 from sacnn import experiment
 from sacnn.cli import COMMANDS
-from sacnn.data.options import IngestOptions
-from sacnn.data.raw import site_shape
+from sacnn.config_checks import WorkflowConfigError, check_references, check_settings
+from sacnn.data.options import IngestOptions, resolve_options
+from sacnn.data.raw import require_site_files, site_shape
 from sacnn.data.validate import DataValidationError
 from sacnn.models.specs import get_architecture
 from sacnn.provenance import code_digest
+from sacnn.settings import SettingError
 from sacnn.simulate.config import SiteConfig
 from sacnn.training.config import ModelSpec
 
-
-class WorkflowConfigError(ValueError):
-    """A config that validates against the schema but does not make sense as a whole."""
+# WorkflowConfigError (imported above, raised here) lives in sacnn.config_checks.
 
 
 # ------------------------------------------------------------------ hand-off contracts
@@ -120,6 +120,7 @@ class WorkflowPlan:
                  notebooks: Mapping[str, str] | None = None) -> None:
         self.config = config
         self.sites: Mapping[str, Any] = config["sites"]
+        check_references(config)  # every model and fraction named exists, before any is used
         # The config's models plus the extra training seeds the claims ask for.
         self.models: dict[str, Any] = experiment.all_models(config)
         self.architectures: Mapping[str, Any] = config["architectures"]
@@ -459,6 +460,24 @@ class WorkflowPlan:
               if gt and claims else []),
         ]
 
+    def intermediate_files(self) -> list[str]:
+        """Every file the final targets are made from: simulated raw files, datasets, chunk
+        weights and predictions, merged predictions, metrics and per-site ground truth. Inputs of the default target
+        too, because Snakemake does not rebuild a deleted intermediate file whose products
+        exist: so "delete it and run snakemake" rebuilds it and everything made from it."""
+        cells, trained = self.all_cells(), experiment.trained_cells(self.config)
+        sites = dict.fromkeys(s for s, _, _ in trained)
+        return [
+            *(p for s in sites if self.is_simulated(s) for p in self.raw_inputs(s)),
+            *(f"{self.site_raw_dir(s)}/truth_{s}.nc" for s in sites if self.is_simulated(s)),
+            *(f"results/{s}/dataset.nc" for s in sites),
+            *(p for s, m, f in trained for name in ("weights.pt", "predictions.nc")
+              for p in self.chunk_files(s, m, f, name)),
+            *(f"{model_dir(s, m, f)}/{name}" for s, m, f in cells
+              for name in ("predictions.nc", "metrics.csv")),
+            *(f"results/{s}/groundtruth.csv" for s in self.groundtruth_sites),
+        ]
+
     def check(self) -> None:
         """Cross-checks the schema cannot express; fail before any job, naming the key."""
         for site, cfg in self.sites.items():  # the settings each site's first job rejects
@@ -482,6 +501,7 @@ class WorkflowPlan:
                 self.chunk_size(model)
         except experiment.ExperimentConfigError as exc:
             raise WorkflowConfigError(str(exc)) from None
+        check_settings(self.config, self.models)
         where = [(f"experiments.{t}", self.experiments[t]) for t in self.tables]
         where += [(f"figures.{f}", self.figures_cfg[f]) for f in self.figures]
         where += [("groundtruth.sites", {"sites": self.groundtruth_sites})]
@@ -492,23 +512,27 @@ class WorkflowPlan:
                 if s not in self.sites:
                     raise WorkflowConfigError(
                         f"{name}: unknown site {s!r}; known {sorted(self.sites)}")
-        example = self.figures_cfg["example_neuron"].get("models") or []
-        for m in example:
-            if m not in self.models:
-                raise WorkflowConfigError(
-                    f"figures.example_neuron.models: unknown model {m!r}; "
-                    f"known {sorted(self.models)}")
         if self.figure_site not in self.sites:
             raise WorkflowConfigError(
                 f"figures.site: unknown site {self.figure_site!r}; known {sorted(self.sites)}")
-        for _, m, f in self.all_cells():
-            if m not in self.models:
-                raise WorkflowConfigError(
-                    f"a table or figure uses unknown model {m!r}; known {sorted(self.models)}")
-            if not 0 < int(f[1:]) <= 100:
-                raise WorkflowConfigError(f"fraction {f!r}: expected f1 ... f100")
         for s in self.groundtruth_sites:
             if not self.is_simulated(s):
                 raise WorkflowConfigError(
                     f"groundtruth.sites: site {s!r} has no ground truth (only a simulated "
                     "site, one with `simulate:`, has one); list it under claims instead")
+        for s in dict.fromkeys(s for s, _, _ in experiment.trained_cells(self.config)):
+            if not self.is_simulated(s):
+                self.check_raw_site(s)
+
+    def check_raw_site(self, site: str) -> None:
+        """A raw site's folder, files, ``site.yaml`` and options, when Snakemake starts (the
+        ingest job reads the data). Without the folder only ``n_neurons`` plans it."""
+        cfg, folder = self.sites[site], Path(self.site_raw_dir(site))
+        if "n_neurons" in cfg and not folder.exists():
+            return
+        try:
+            opts = resolve_options(folder, cfg.get("ingest") or {})
+            require_site_files(folder, self.site_files(site), opts.layout)
+            self.site_n_neurons(site)  # the training chunks, planned now
+        except (DataValidationError, SettingError) as exc:
+            raise WorkflowConfigError(f"sites.{site}: {exc}") from None

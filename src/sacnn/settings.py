@@ -86,3 +86,36 @@ def settings_from_dict(cls: type[T], data: Any, kinds: Mapping[str, str], where:
         return cls(**values)
     except ValueError as exc:
         raise SettingError(f"{where}: {exc}") from None
+
+
+# ------------------------------------------------------------- command-line argument types
+# For argparse's ``type=``: a malformed value is a usage error, which argparse reports as
+# "<prog>: error: argument --x: ..." with exit status 2, like every other usage error.
+
+
+def json_object_argument(text: str) -> dict[str, Any]:
+    """A JSON object given on the command line (``--settings '{...}'``)."""
+    import argparse
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def fraction_argument(text: str) -> float:
+    """A share in (0, 1] given on the command line (``--fraction 0.25``)."""
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value

@@ -8,8 +8,13 @@ import shlex
 import sys
 from pathlib import Path
 
-from sacnn.experiment import FIGURE_NAMES, fraction_value
-from sacnn.plan import WorkflowPlan, flatten_paths, wildcard_alternatives
+from sacnn.experiment import FIGURE_NAMES, ExperimentConfigError, fraction_value
+from sacnn.plan import (
+    WorkflowConfigError,
+    WorkflowPlan,
+    flatten_paths,
+    wildcard_alternatives,
+)
 
 # Every step runs `python -m sacnn...` with the interpreter that runs Snakemake: the Makefile
 # calls .venv/bin/snakemake without activating the venv, so its bin/ goes first on PATH. (Not
@@ -24,7 +29,12 @@ NOTEBOOKS = {
     fig: str(workflow.source_path(f"../notebooks/{fig}.ipynb")) for fig in FIGURE_NAMES
 }
 
-PLAN = WorkflowPlan(config, notebooks=NOTEBOOKS)
+# The plan checks the config as a whole (names, settings, raw sites: sacnn.config_checks)
+# before any job; a mistake there ends the start with its message, naming the key.
+try:
+    PLAN = WorkflowPlan(config, notebooks=NOTEBOOKS)
+except (WorkflowConfigError, ExperimentConfigError) as err:
+    sys.exit(f"error: {err}")
 SITES = PLAN.sites
 MODELS = PLAN.models
 TABLES = PLAN.tables

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -55,12 +56,15 @@ def build_parser(prog: str = "python -m sacnn.data") -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, prog: str = "python -m sacnn.data") -> int:
     args = build_parser(prog).parse_args(argv)
+    notes = logging.StreamHandler(sys.stderr)  # what ingest assumed (sacnn.data.ingest)
+    notes.setFormatter(logging.Formatter("note: %(message)s"))
+    logging.getLogger("sacnn.data").addHandler(notes)
     try:
         if args.command == "ingest":
             opts = _options_json(args.options_json)
             for item in args.option:
                 if "=" not in item:
-                    raise SystemExit(f"--option expects KEY=VALUE, got {item!r}")
+                    raise ValueError(f"--option expects KEY=VALUE, got {item!r}")
                 key, value = item.split("=", 1)
                 opts[key] = _parse_value(value)
             out = ingest(args.site_dir, args.site, opts, out=args.out)
@@ -71,6 +75,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.data") -> i
     except (DataValidationError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        logging.getLogger("sacnn.data").removeHandler(notes)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from sacnn.fileio import CONVENTIONS, write_netcdf
 from sacnn.provenance import code_version, config_json
 
 FORMAT_VERSION = "1"
+
+log = logging.getLogger("sacnn.data")
 
 
 class OutputPathError(ValueError):
@@ -143,6 +146,7 @@ def build_dataset(
         "fraction_rule": "train_rank < round(fraction * n_train); hold-out = train_holdout "
                          "within that subset",
         "holdout_rule": "floor((rank + 1) * h) > floor(rank * h)",
+        "assumed": list(raw.notes),
     }
     image_units = {"none": opts.image_units, "unit": f"{opts.image_units} / 255",
                    "zscore": f"z-scored {opts.image_units}"}[opts.image_norm]
@@ -224,7 +228,10 @@ def ingest(
     raw = read_site(site_dir, site, opts)
     ds = build_dataset(raw, site, opts, config)
     out = Path(out) if out is not None else Path("results") / site / "dataset.nc"
-    return write_dataset_atomic(ds, out)
+    written = write_dataset_atomic(ds, out)
+    for note in raw.notes:  # also in the file's `preprocessing` attribute, under "assumed"
+        log.warning("%s", note)
+    return written
 
 
 _CANONICAL = {

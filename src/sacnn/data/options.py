@@ -90,9 +90,10 @@ def load_sidecar(site_dir: Path) -> dict[str, Any]:
         return {}
     import yaml
 
+    from sacnn.yamlfile import load_yaml
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        data = load_yaml(path) or {}
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise SettingError(f"{path}: not a readable YAML file of ingest options ({exc})") from None
     if not isinstance(data, dict):

@@ -38,6 +38,7 @@ class RawSite:
     files: dict[str, str] = field(default_factory=dict)  # file name -> role
     sha256: dict[str, str] = field(default_factory=dict)  # file name -> SHA-256
     file_of: dict[str, str] = field(default_factory=dict)  # field -> file path (for errors)
+    notes: list[str] = field(default_factory=list)  # what ingest assumed, said and recorded
 
 
 def reference_paths(site_dir: Path, site: str) -> dict[str, Path]:
@@ -75,6 +76,34 @@ def detect_layout(site_dir: Path, site: str, layout: str) -> str:
         f"either train_img_{site}.npy (+ trainRsp/val_img/valRsp) or {site}.nc in the site folder",
         "neither exists",
     )
+
+
+def require_site_files(site_dir: Path, site: str, layout: str = "auto") -> None:
+    """The folder and every file ingest needs, all missing ones named at once (the workflow
+    checks this when Snakemake starts, before any job reads the data)."""
+    site_dir = Path(site_dir)
+    if not site_dir.is_dir():
+        import difflib
+
+        siblings = [p.name for p in site_dir.parent.iterdir() if p.is_dir()] \
+            if site_dir.parent.is_dir() else []
+        close = difflib.get_close_matches(site_dir.name, siblings, n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(str(site_dir.parent / c) for c in close)}?)" \
+            if close else ""
+        raise DataValidationError(site_dir, "site folder", "an existing folder with the raw "
+                                  "files (docs/data-format.md)", f"no such folder{hint}")
+    reference = reference_paths(site_dir, site)
+    if layout == "netcdf" or (layout == "auto" and not reference["train_images"].exists()
+                              and netcdf_path(site_dir, site).exists()):
+        wanted = [netcdf_path(site_dir, site)]
+    else:
+        wanted = list(reference.values())
+    missing = [p.name for p in wanted if not p.exists()]
+    if missing:
+        alternative = f", or {site}.nc" if layout == "auto" else ""
+        raise DataValidationError(
+            site_dir, "raw files", f"{', '.join(p.name for p in wanted)}{alternative} "
+            f"(layout '{layout}', docs/data-format.md)", f"{', '.join(missing)} missing")
 
 
 _NPY_MAGIC = b"\x93NUMPY"
@@ -246,6 +275,20 @@ def _val_responses_as_neuron_image_repeat(
     return out, layout
 
 
+def repeats_note(path: Path | str, shape: tuple[int, ...], opts: IngestOptions) -> list[str]:
+    """What ingest assumes of validation responses with one repeat per image when the site
+    does not declare ``repeats`` (a user who meant single trials finds out here, not from
+    empty FEVE and cc_norm columns); ``repeats: 1`` declares it and silences the note."""
+    if opts.repeats is not None:
+        return []
+    note = (f"{path}: field 'val_responses': shape {tuple(shape)} has one repeat per "
+            "validation image, taken as responses already averaged over the repeats (option "
+            "'repeats' is not declared); FEVE and cc_norm need single trials and will be empty "
+            "(NaN) for this site. Declare 'repeats: 1' in site.yaml or the config to confirm "
+            "it, or give the single trials (docs/data-format.md, section 1)")
+    return [note]
+
+
 def _ids(path: Path, n: int, field_name: str) -> np.ndarray | None:
     if not path.exists():
         return None
@@ -298,6 +341,8 @@ def read_reference(site_dir: Path, site: str, opts: IngestOptions) -> RawSite:
         val_ids=val_ids if val_ids is not None else np.arange(vi.shape[0]),
         layout="reference",
         val_layout=vlayout,
+        notes=repeats_note(paths["val_responses"], arrays["val_responses"].shape, opts)
+        if vr.shape[2] == 1 else [],
         files={p.name: k for k, p in used.items()},
         sha256={p.name: sha256_file(p) for p in used.values()},
         file_of={k: str(v) for k, v in used.items()},
@@ -377,6 +422,7 @@ def read_netcdf(site_dir: Path, site: str, opts: IngestOptions) -> RawSite:
         val_ids=ids["val_image"],
         layout="netcdf",
         val_layout=vlayout,
+        notes=repeats_note(path, vr.shape, opts) if vr_arr.shape[2] == 1 else [],
         files={path.name: "dataset"},
         sha256={path.name: sha256_file(path)},
         file_of={k: str(path) for k in

@@ -229,10 +229,7 @@ class Network(nn.Module):
         channels_in, c, n = 1, spec.channels, len(spec.layers)
         for i, layer in enumerate(spec.layers):
             p = 0.0 if i == n - 1 else spec.dropout  # no dropout right before the readout
-            if layer.kind == "sa":
-                if channels_in != c:
-                    raise SpecError(f"architecture {spec.name!r}: self-attention cannot be the "
-                                    "first layer (it needs a feature map)")
+            if layer.kind == "sa":  # never the first layer (ArchitectureSpec checks)
                 block: nn.Module = AttentionBlock(c, spec.attention_dim, layer.v_mapping, p)
             else:
                 block = ConvBlock(channels_in, c, layer.kernel, layer.kind == "alpha", p)

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 READOUTS = ("fcl", "ctl", "fcl_decomposed")
+#: The parts of each readout (``readout.<part>``), as incremental stages load and freeze them.
+READOUT_PARTS = {"fcl": ("linear",), "ctl": ("linear",),
+                 "fcl_decomposed": ("centre", "surround", "combine")}
 
 _TOKEN = re.compile(r"^\s*(?P<kind>alpha|beta|sa)\s*(?:\((?P<args>[^)]*)\))?\s*$")
 
@@ -121,6 +124,9 @@ class ArchitectureSpec:
             raise SpecError(f"{where}: attention_dim must be >= 1, got {self.attention_dim!r}")
         if not self.layers:
             raise SpecError(f"{where}: layers is empty")
+        if self.layers[0].kind == "sa":
+            raise SpecError(f"{where}: self-attention cannot be the first layer (it needs a "
+                            "feature map)")
         if min(min(m.conv, m.size) for m in self.feature_maps()) < 1:
             raise SpecError(f"{where}: the layers shrink a {self.input_size}px input to nothing")
         size = self.output_size
@@ -159,6 +165,16 @@ class ArchitectureSpec:
     def output_size(self) -> int:
         """Side of the final feature map, the one the readout sees."""
         return self.feature_maps()[-1].size
+
+    def modules(self) -> list[str]:
+        """The network's blocks and readout parts by the names stages load and freeze
+        (``alpha``, ``alpha.0``, ..., ``readout``, ``readout.linear``): what a config's
+        ``load`` and ``freeze`` can be checked against before a network is built."""
+        names = []
+        for group in dict.fromkeys(layer.group for layer in self.layers):
+            count = sum(layer.group == group for layer in self.layers)
+            names += [group, *(f"{group}.{i}" for i in range(count))]
+        return [*names, "readout", *(f"readout.{p}" for p in READOUT_PARTS[self.readout])]
 
     @property
     def has_attention(self) -> bool:

@@ -33,11 +33,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.simulate") 
     if args.config is not None:
         import yaml
 
+        from sacnn.yamlfile import DuplicateKeyError, load_yaml
+
         try:
-            loaded = yaml.safe_load(args.config.read_text()) or {}
+            loaded = load_yaml(args.config) or {}
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
             print(f"error: --config {args.config}: not a readable YAML/JSON file ({exc})",
                   file=sys.stderr)
+            return 2
+        except DuplicateKeyError as exc:
+            print(f"error: --config {exc}", file=sys.stderr)
             return 2
         if not isinstance(loaded, dict):
             print(f"error: --config {args.config}: expected a mapping of settings, got "

@@ -8,7 +8,6 @@ and where the files go.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -21,18 +20,24 @@ from sacnn.data import DataValidationError, open_dataset, training_arrays
 from sacnn.experiment import chunk_bounds
 from sacnn.fileio import write_netcdf
 from sacnn.models import SpecError, get_architecture
+from sacnn.settings import fraction_argument, json_object_argument
 from sacnn.training.config import ModelSpec, TrainConfig, TrainingConfigError
 from sacnn.training.outputs import predictions_dataset
 from sacnn.training.runners import tune_glibc_malloc
 from sacnn.training.state import CheckpointError
-from sacnn.training.trainer import resolve_device, train_chunk
+from sacnn.training.trainer import discard_checkpoint, resolve_device, train_chunk
 from sacnn.training.weights import save_weights
+from sacnn.yamlfile import DuplicateKeyError, load_yaml
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file (safe loader only)."""
-    with open(path) as fh:
-        data = yaml.safe_load(fh) or {}
+    """Read a YAML config file (safe loader, no key given twice)."""
+    try:
+        data = load_yaml(path) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise TrainingConfigError(f"{path}: not a readable YAML file ({exc})") from None
+    except DuplicateKeyError as exc:
+        raise TrainingConfigError(str(exc)) from None
     if not isinstance(data, dict):
         raise TrainingConfigError(f"{path}: expected a mapping at the top level")
     return data
@@ -63,12 +68,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.training") 
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", type=Path, help="workflow config (YAML)")
-    src.add_argument("--settings", help="the same sections as one JSON string (what the "
-                     "workflow passes, so only changes to them rerun a job)")
+    src.add_argument("--settings", type=json_object_argument,
+                     help="the same sections as one JSON object (what the workflow passes, so "
+                          "only changes to them rerun a job)")
     p.add_argument("--dataset", required=True, type=Path, help="canonical site dataset (.nc)")
     p.add_argument("--site", required=True)
     p.add_argument("--model", required=True, help="a key of the config's 'models'")
-    p.add_argument("--fraction", type=float, default=1.0, help="share of the training images")
+    p.add_argument("--fraction", type=fraction_argument, default=1.0,
+                   help="share of the training images, in (0, 1]")
     p.add_argument("--chunk", type=int, default=0)
     p.add_argument("--chunk-size", type=int, default=0, help="neurons per chunk (0: all)")
     p.add_argument("--init-weights", type=Path, help="weights of the stage this one starts from")
@@ -94,12 +101,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.training") 
         return _train(args)
     except (TrainingConfigError, CheckpointError, SpecError, DataValidationError) as err:
         raise SystemExit(f"sacnn.training: error: {err}") from err
-    except json.JSONDecodeError as err:
-        raise SystemExit(f"sacnn.training: error: --settings is not valid JSON ({err})") from err
 
 
 def _train(args: argparse.Namespace) -> int:
-    config = load_config(args.config) if args.config else json.loads(args.settings)
+    config = load_config(args.config) if args.config else args.settings
     training = dict(config.get("training") or {})
     if args.workers is not None:
         training["workers"] = args.workers
@@ -122,7 +127,7 @@ def _train(args: argparse.Namespace) -> int:
         response_units=ds["val_responses"].attrs.get("units"))
     write_netcdf(preds, args.predictions)
     if args.checkpoint is not None:
-        args.checkpoint.unlink(missing_ok=True)
+        discard_checkpoint(args.checkpoint)
     return 0
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sacnn.models.specs import ArchitectureSpec
 
 
 class TrainingConfigError(ValueError):
@@ -108,13 +112,34 @@ class TrainConfig:
             (self.compile in COMPILERS, "compile", f"one of {COMPILERS}"),
             (isinstance(self.compile_cache, str), "compile_cache", "a directory path or ''"),
             (isinstance(self.cuda_graph, bool), "cuda_graph", "true or false"),
-            (self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
+            (re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", str(self.device)) is not None, "device",
              "'auto', 'cpu' or 'cuda[:N]'"),
         ]
         for ok, name, expected in checks:
             if not ok:
                 raise TrainingConfigError(
                     f"training.{name}: got {getattr(self, name)!r}, expected {expected}")
+        self._check_combination()
+
+    def _check_combination(self) -> None:
+        """Settings that contradict each other whatever the device turns out to be (the
+        trainer's resolve_strategy/resolve_precision check the rest once it is known)."""
+        cpu_only = self.strategy in ("per_model", "reference")
+        fast = self.precision in ("tf32", "bf16")
+        conflicts = [
+            (fast and self.dtype != "float32",
+             f"training.precision: {self.precision!r} needs dtype float32"),
+            (fast and cpu_only, (f"training.precision: {self.precision!r} needs the stacked "
+                                "strategy (a GPU); use 'exact' or 'auto'")),
+            (self.precision == "tf32" and self.device == "cpu",
+             "training.precision: 'tf32' exists on CUDA devices only"),
+            (cpu_only and self.device.startswith("cuda"),
+             (f"training.strategy: {self.strategy!r} runs on the CPU only; use 'stacked' (or "
+             "'auto') on a GPU")),
+        ]
+        for conflict, message in conflicts:
+            if conflict:
+                raise TrainingConfigError(message)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TrainConfig:
@@ -180,3 +205,31 @@ class ModelSpec:
                    label=str(data.get("label", "")), init_from=data.get("init_from"),
                    load=pairs, freeze=tuple(str(f) for f in data.get("freeze") or ()),
                    combine_init=str(data.get("combine_init", "identity")))
+
+
+def check_stage(stage: ModelSpec, spec: ArchitectureSpec,
+                parent: ArchitectureSpec | None = None) -> None:
+    """What a stage's ``combine_init``, ``load`` and ``freeze`` name, against the blocks of
+    its architecture ``spec`` and of its parent stage's ``parent`` (:meth:`ArchitectureSpec.
+    modules`), before any network is built; names inside a block (``alpha.0.conv``) are left
+    to the job, which builds the network. Errors name ``models.<model>.<key>``."""
+    where = f"models.{stage.model}"
+    if stage.combine_init == "random" and spec.readout != "fcl_decomposed":
+        raise TrainingConfigError(
+            f"{where}.combine_init: 'random' needs a decomposed (FC1) readout, architecture "
+            f"{spec.name!r} has {spec.readout!r}")
+
+    def check(key: str, name: str, arch: ArchitectureSpec) -> None:
+        known = arch.modules()
+        blocks = [m for m in known if m.count(".") == 1]
+        if name not in known and not any(name.startswith(b + ".") for b in blocks):
+            raise TrainingConfigError(
+                f"{where}.{key}: {name!r} is not a module of architecture {arch.name!r} "
+                f"(it has {', '.join(known)})")
+
+    for i, name in enumerate(stage.freeze):
+        check(f"freeze[{i}]", name, spec)
+    for src, dst in stage.load:
+        if parent is not None:
+            check(f"load.{src}", src, parent)
+        check(f"load.{src}", dst, spec)

@@ -383,11 +383,28 @@ def _resume(path: Path, fingerprint: str) -> tuple[ChunkState, _Progress, int]:
                               f"(field {exc} missing or malformed)") from None
 
 
+def _aside(path: Path) -> Path:
+    return path.with_name(path.name + ".unusable")
+
+
 def _set_aside(path: Path) -> Path:
-    """Move an unusable checkpoint out of the way (kept for inspection, never read again)."""
-    aside = path.with_name(path.name + ".unusable")
+    """Move an unusable checkpoint out of the way: never read again, kept for inspection
+    while the job runs (a failing job leaves it; :func:`discard_checkpoint` removes it)."""
+    aside = _aside(path)
     path.replace(aside)
     return aside
+
+
+def discard_checkpoint(path: str | Path) -> None:
+    """After a job's outputs are written: its checkpoint, and an unusable one it set aside
+    (logged with where it was), are of no more use."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    aside = _aside(path)
+    if aside.exists():
+        aside.unlink()
+        log.info("removed %s, the unusable checkpoint set aside when this job started (the "
+                 "job has succeeded without it)", aside)
 
 
 @dataclass(frozen=True)
@@ -448,8 +465,8 @@ def _resume_or_start(ckpt: Path | None, fingerprint: str, spec: ArchitectureSpec
                      resumed[2])
             return resumed
         except CheckpointError as exc:
-            log.warning("%s; moved to %s, training %s/%s starts over from epoch 1", exc,
-                        _set_aside(ckpt), site, stage.model)
+            log.warning("%s; moved to %s (removed when the job succeeds), training %s/%s "
+                        "starts over from epoch 1", exc, _set_aside(ckpt), site, stage.model)
     state = _initial_chunk_state(spec, stage, cfg, site, neuron_ids, init_weights)
     return state, _Progress.start(state, cfg.epochs, n_val), 0
 
