@@ -122,7 +122,7 @@ def format_summary(summary: dict[str, dict[str, float]]) -> str:
                  "neurons inside")
             if not s["median_in_target"]:
                 t += "  <- MEDIAN OUTSIDE THE REAL-DATA TARGET"
-        lines.append(f"  {k:18s} {s['median']:.4g} [{s['p10']:.4g}, {s['p90']:.4g}]{t}")
+        lines.append(f"  {k:19s} {s['median']:.4g} [{s['p10']:.4g}, {s['p90']:.4g}]{t}")
     if "all_targets" in summary:
         lines.append(f"  neurons inside all {int(summary['all_targets']['statistics'])} targets: "
                      f"{100 * summary['all_targets']['share']:.0f} %")
