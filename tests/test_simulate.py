@@ -12,7 +12,7 @@ from fixtures_data import write_reference
 from sacnn.data import ingest, open_dataset
 from sacnn.simulate import SiteConfig, load_oracle, simulate_site, write_site
 from sacnn.simulate import stimuli as stim
-from sacnn.simulate.neurons import Population, _log_gsm, aperture_mask
+from sacnn.simulate.neurons import MODEL_SIZE, Population, _log_gsm, aperture_mask
 
 TINY = {"site": "t", "n_neurons": 6, "n_train": 120, "n_val": 20, "repeats": 4}
 
@@ -63,8 +63,10 @@ def test_ground_truth_contents(tiny_site):
     assert t["aperture"].dims == ("y", "x") and t["aperture"].dtype == bool
     assert set(t["val_source"].values) <= {"coffee", "gravel", "china", "dead_leaves"}
     assert not set(t["train_source"].values) & {"coffee", "gravel", "china"}
-    for p in ("param_theta", "param_sf", "param_w_s", "calib_power", "noise_r_max"):
+    for p in ("param_theta", "param_sf", "param_aperture_corr", "calib_w_surround",
+              "calib_power", "noise_r_max"):
         assert t[p].dims == ("neuron",)
+    assert t.attrs["surround_kind"] == "divisive" and t.attrs["surround_strength"] == 1.0
     # the surround only divides: removing it can only raise the response
     assert (t["train_r_centre"].values >= t["train_r_true"].values - 1e-6).all()
 
@@ -116,6 +118,43 @@ def test_oracle_reproduces_truth(tiny_site):
     with xr.open_dataset(tiny_site / "truth_t.nc") as t:
         np.testing.assert_allclose(res["r_true"], t["val_r_true"].values, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(res["gate"], t["val_gate"].values, rtol=1e-5, atol=1e-6)
+
+
+def test_oracle_reproduces_the_collinear_kind(tmp_path):
+    settings = dict(TINY, site="c", surround_kind="collinear", n_train=300)
+    write_site(tmp_path / "c", settings, verbose=False)
+    pop = load_oracle(tmp_path / "c", "c")
+    assert pop.surround_kind == "collinear"
+    meta = json.loads((tmp_path / "c" / "neurons_c.json").read_text())
+    assert meta["surround_kind"] == "collinear" and meta["config"]["surround_kind"] == "collinear"
+    from sacnn.data.preprocess import area_downsample
+
+    val = np.load(tmp_path / "c" / "val_img_c.npy")
+    res = pop(area_downsample(val, 50) / np.float32(255))
+    with xr.open_dataset(tmp_path / "c" / "truth_c.nc") as t:
+        assert t.attrs["surround_kind"] == "collinear"
+        for k in ("r_true", "r_centre", "r_aperture", "gate"):
+            np.testing.assert_allclose(res[k], t[f"val_{k}"].values, rtol=1e-5, atol=1e-6)
+        # facilitation only: removing it can only lower the response
+        assert (t["train_r_centre"].values <= t["train_r_true"].values + 1e-6).all()
+    # same seed, same bytes
+    write_site(tmp_path / "c2", settings, verbose=False)
+    for name in ("trainRsp_c.npy", "valRsp_c.npy", "neurons_c.json"):
+        assert (tmp_path / "c2" / name).read_bytes() == (tmp_path / "c" / name).read_bytes()
+
+
+def test_an_oracle_from_another_simulator_is_refused(tiny_site, tmp_path):
+    meta = json.loads((tiny_site / "neurons_t.json").read_text())
+    del meta["surround_kind"], meta["calibration"]["w_surround"]
+    (tmp_path / "neurons_t.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="neurons_t.json: not a population of this simulator "
+                       r"\(no \['surround_kind', 'calibration.w_surround'\]\)"):
+        load_oracle(tmp_path, "t")
+    meta["surround_kind"] = "lateral"
+    (tmp_path / "neurons_t.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="neurons_t.json: field 'surround_kind': expected one "
+                       "of divisive, collinear, got 'lateral'"):
+        load_oracle(tmp_path, "t")
 
 
 def test_surround_off_control_and_strength():
@@ -369,3 +408,165 @@ def test_a_bad_photo_folder_is_named(tmp_path):
         write_site(tmp_path / "s", dict(TINY, image_dir=str(small)), verbose=False)
     with pytest.raises(ValueError, match="val_photos': unknown photos"):
         SiteConfig.from_dict({"image_dir": str(broken), "val_photos": ["coffee"]}).photo_split()
+
+
+# ------------------------------------------------------------------ surround kinds and the solve
+
+
+def _calibration_images(n=600, seed=0):
+    from sacnn.data.preprocess import area_downsample
+
+    imgs, _ = stim.make_stimuli(n, ("camera", "grass", "brick"), 0.25, seed, "calib")
+    return area_downsample(imgs, 50) / np.float32(255)
+
+
+@pytest.fixture(scope="module")
+def images50():
+    return _calibration_images()
+
+
+def _line_probe(pop, i):
+    """Bars on grey for neuron ``i`` (placed at the image centre): the centre segment alone
+    (inside the aperture), with collinear segments outside it along the preferred edge, with
+    those segments rotated 90 degrees around the RF centre, and with parallel flankers."""
+    c = (MODEL_SIZE - 1) / 2
+    yy, xx = np.mgrid[0:MODEL_SIZE, 0:MODEL_SIZE].astype(float)
+
+    def bar(cx, cy, ori, half_len):
+        along = (xx - cx) * np.cos(ori) + (yy - cy) * np.sin(ori)
+        across = -(xx - cx) * np.sin(ori) + (yy - cy) * np.cos(ori)
+        return (np.abs(across) <= 0.9) & (np.abs(along) <= half_len)
+
+    edge = pop.params["theta"][i] + np.pi / 2  # bars run across the carrier direction
+    flank = edge - np.pi / 2
+    r = pop.aperture_radius
+
+    def outer(angle, ori):
+        return (bar(c + 13 * np.cos(angle), c + 13 * np.sin(angle), ori, 6)
+                | bar(c - 13 * np.cos(angle), c - 13 * np.sin(angle), ori, 6))
+
+    centre = bar(c, c, edge, r - 1)
+    masks = [centre, centre | outer(edge, edge), centre | outer(flank, flank),
+             centre | outer(flank, edge)]
+    return np.stack([np.where(m, 1.0, 0.5) for m in masks]).astype(np.float32)
+
+
+def test_collinear_facilitation_is_an_association_field(images50):
+    """A bar through the RF is facilitated by its collinear continuation outside the
+    aperture, not by the same continuation rotated 90 degrees around the RF centre, and much
+    less by parallel flankers; the divisive kind is suppressed by both iso-oriented ones."""
+    pop = Population.sample(4, 3, surround_kind="collinear")
+    c = (MODEL_SIZE - 1) / 2
+    centred = {"x0": c, "y0": c, "theta": 0.6, "sf": 0.14, "sigma_x": 2.0, "sigma_y": 2.0,
+               "is_complex": 1.0, "aperture_corr": 0.9}
+    for k, v in centred.items():
+        pop.params[k][0] = v
+    pop.calibrate(pop.raw(images50))
+    assert pop.calib["w_surround"][0] > 0
+    d = pop.drives(_line_probe(pop, 0))["D"][0]
+    alone, collinear, rotated, flankers = d
+    assert collinear > 1.3 * alone, d
+    assert abs(rotated / alone - 1) < 0.02, d
+    assert flankers / alone - 1 < 0.2 * (collinear / alone - 1), d
+    div = Population(dict(pop.params), pop.aperture_radius)
+    div.calibrate(div.raw(images50))
+    d = div.drives(_line_probe(div, 0))["D"][0]
+    # the divisive kind: iso-oriented surrounds suppress, collinear or flanking alike
+    assert d[1] < 0.9 * d[0] and d[3] < 0.9 * d[0] and abs(d[2] / d[0] - 1) < 0.01, d
+
+
+def test_the_aperture_truth_is_the_centre_alone(images50):
+    """Centre-pool filters are blind outside the aperture and surround filters inside it:
+    the aperture image drives the centre pool as the full image does, and the aperture drive
+    of either kind equals that of the surround-free site of the same seed."""
+    kinds = {"off": Population.sample(12, 5, surround_strength=0.0),
+             "divisive": Population.sample(12, 5),
+             "collinear": Population.sample(12, 5, surround_kind="collinear")}
+    for pop in kinds.values():
+        np.testing.assert_array_equal(pop.params["theta"], kinds["off"].params["theta"])
+        pop.calibrate(pop.raw(images50))
+    raw = kinds["divisive"].raw(images50[:50])
+    np.testing.assert_allclose(raw["aperture"]["Nc"], raw["full"]["Nc"], rtol=1e-5, atol=1e-7)
+    assert not raw["aperture"]["Ns"].any() and raw["full"]["Ns"].all()
+    masked = np.where(aperture_mask(7.0), images50[:50], np.float32(0.5))
+    ref = kinds["off"].drives(masked)["D"]
+    for kind in ("divisive", "collinear"):
+        assert kinds[kind].calib["w_surround"].max() > 0
+        np.testing.assert_allclose(kinds[kind].drives(masked)["D"], ref, rtol=1e-5)
+        assert not np.allclose(kinds[kind].drives(images50[:50])["D"],
+                               kinds["off"].drives(images50[:50])["D"], rtol=1e-3)
+    assert not kinds["collinear"].drives(masked)["gate"].any()
+
+
+def test_the_surround_weight_is_solved_for_the_aperture_target(images50):
+    """Each neuron's solved weight makes its noiseless aperture response correlate
+    ``aperture_corr`` with its full response on the calibration images."""
+    from sacnn.simulate.calibration import corr_cols
+
+    for kind in ("divisive", "collinear"):
+        pop = Population.sample(16, 8, surround_kind=kind, aperture_corr_range=(0.85, 0.95))
+        raw = pop.raw(images50)
+        pop.calibrate(raw)
+        truth = pop.truth(raw)
+        got = corr_cols(truth["r_true"].T, truth["r_aperture"].T)
+        w = pop.calib["w_surround"]
+        solved = (w > 0) & (w < 100)
+        assert solved.sum() >= 12, kind
+        np.testing.assert_allclose(got[solved], pop.params["aperture_corr"][solved], atol=3e-3)
+        # where the weight is 0, the centre alone already explains no more than the target
+        assert np.all(got[w == 0] <= pop.params["aperture_corr"][w == 0] + 3e-3)
+
+
+def test_the_output_is_calibrated_and_has_a_ceiling():
+    """r = 1 at the top-0.1 % training drive, a share target_half_peak of the training
+    images above 0.5, and a drive far above every training image stops at R_CAP."""
+    from sacnn.simulate.calibration import R_CAP, REF_TOP, output_constants, respond
+
+    rng = np.random.default_rng(1)
+    d = rng.gamma(1.0, 1.0, (20000, 3))
+    k = output_constants(d, np.array([0.8, 0.9, 0.95]), np.array([0.005, 0.01, 0.02]))
+    r = respond(d, k)
+    np.testing.assert_allclose(np.quantile(r, 1 - REF_TOP, axis=0), 1.0, rtol=1e-3)
+    np.testing.assert_allclose((r > 0.5).mean(0), [0.005, 0.01, 0.02], atol=2e-4)
+    assert np.all(respond(d.max(0, keepdims=True) * 1e3, k) == np.float32(R_CAP))
+
+
+def test_output_quantiles_match_numpy():
+    from sacnn.simulate.calibration import col_quantiles
+
+    rng = np.random.default_rng(0)
+    x = rng.gamma(0.5, 1.0, (501, 7)).astype(np.float32)
+    q = rng.uniform(0, 1, 7)
+    got = col_quantiles(np.sort(x, axis=0), q)
+    ref = [np.quantile(x[:, j].astype(np.float64), q[j]) for j in range(7)]
+    np.testing.assert_allclose(got, ref, rtol=1e-12)
+
+
+def test_site_surround_names_the_kind():
+    from sacnn import experiment
+
+    sim = {"seed": 1, "n_neurons": 3}
+    cfg = {"sites": {
+        "div": {"simulate": sim},
+        "div2": {"simulate": dict(sim, surround_strength=2.0)},
+        "col": {"simulate": dict(sim, surround_kind="collinear")},
+        "col_off": {"simulate": dict(sim, surround_kind="collinear", surround=False)},
+        "off": {"simulate": dict(sim, surround=False)},
+        "zero": {"simulate": dict(sim, surround_strength=0.0)},
+        "real": {"raw": "somewhere"},
+    }}
+    assert {s: experiment.site_surround(cfg, s) for s in cfg["sites"]} == {
+        "div": "x1", "div2": "x2", "col": "collinear x1", "col_off": experiment.NO_SURROUND,
+        "off": experiment.NO_SURROUND, "zero": experiment.NO_SURROUND, "real": "recorded"}
+    assert experiment.NO_SURROUND == "none"
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"surround_kind": "lateral"}, "'surround_kind': expected one of divisive, collinear"),
+    ({"aperture_corr_range": [0.95, 0.9]}, "'aperture_corr_range': expected 0 < low <= high"),
+    ({"aperture_corr_range": [0.9, 1.0]}, "'aperture_corr_range': expected 0 < low <= high"),
+    ({"surround_strength": -1.0}, "'surround_strength': expected >= 0"),
+])
+def test_bad_surround_settings_are_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        SiteConfig.from_dict(settings, where="sites.x.simulate")

@@ -155,8 +155,10 @@ def claims_sites(config: Mapping[str, Any]) -> list[str]:
 
 
 def site_surround(config: Mapping[str, Any], site: str) -> str:
-    """What surround a site's neurons have: ``none`` (a control), ``x<strength>`` for a
-    simulated site (its ``surround_strength``), ``recorded`` for real data (unknown)."""
+    """What surround a site's neurons have: ``none`` (a control, whatever its kind),
+    ``x<strength>`` for a simulated site with the divisive surround (its
+    ``surround_strength``), ``collinear x<strength>`` for one with the collinear facilitation,
+    ``recorded`` for real data (unknown)."""
     from sacnn.simulate.config import SiteConfig  # light: settings only
 
     sim = config["sites"][site].get("simulate")
@@ -165,7 +167,8 @@ def site_surround(config: Mapping[str, Any], site: str) -> str:
     cfg = SiteConfig.from_dict(sim, where=f"sites.{site}.simulate")
     if not cfg.surround or cfg.surround_strength == 0:
         return NO_SURROUND
-    return f"x{cfg.surround_strength:g}"
+    strength = f"x{cfg.surround_strength:g}"
+    return strength if cfg.surround_kind == "divisive" else f"{cfg.surround_kind} {strength}"
 
 
 #: Simulate settings a control may differ in from its site: those of the surround (whether,

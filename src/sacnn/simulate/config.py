@@ -14,14 +14,18 @@ from sacnn.simulate import noise as noise_mod
 from sacnn.simulate.stimuli import PHOTOS, PhotoSource, bundled_photos, folder_photos
 
 DEFAULT_VAL_PHOTOS = ("coffee", "gravel", "china")
+#: What a site's surround does (sacnn.simulate.neurons): MGSM-gated divisive suppression, or
+#: facilitation by collinear iso-oriented energy (an association field).
+SURROUND_KINDS = ("divisive", "collinear")
 
 #: The type of every setting (sacnn.settings kinds), checked before any value is used.
 SITE_KINDS = {
     "site": "str", "seed": "int", "n_neurons": "int", "n_train": "int", "n_val": "int",
     "repeats": "int", "dead_leaves_fraction": "float", "val_photos": "strs?", "surround": "bool",
     "image_dir": "str?", "max_photos": "int", "val_photo_fraction": "float",
-    "surround_strength": "float", "complex_fraction": "float", "rf_scatter": "float",
-    "aperture_radius": "float", "half_peak_range": "floats2", "noise": "mapping?", "chunk": "int",
+    "surround_strength": "float", "surround_kind": "str", "aperture_corr_range": "floats2",
+    "complex_fraction": "float", "rf_scatter": "float", "aperture_radius": "float",
+    "half_peak_range": "floats2", "noise": "mapping?", "chunk": "int",
 }
 
 
@@ -50,11 +54,22 @@ class SiteConfig:
     surround: bool = True
     """False: control site without any surround term."""
     surround_strength: float = 1.0
-    """Multiplies every neuron's surround weight w_s."""
+    """Multiplies every neuron's solved surround weight (0 is the same as ``surround: false``)."""
+    surround_kind: str = "divisive"
+    """``divisive``: MGSM-gated divisive suppression by an orientation-tuned surround pool;
+    ``collinear``: facilitation of the centre drive by iso-oriented energy in the two
+    collinear end zones of the neuron's preferred edge (an association field). Both kinds
+    share the seed's centres, so the ``surround: false`` site of a seed controls both."""
+    aperture_corr_range: tuple[float, float] = (0.88, 0.92)
+    """Per neuron (uniform), the correlation of its aperture response with its full response
+    on the training images: each neuron's surround weight is solved for it. The real-data
+    bound on how much the surround may explain (docs/reproduction-notes.md, Simulated site)."""
     complex_fraction: float = 0.6
     rf_scatter: float = 1.0
-    aperture_radius: float = 6.0
-    """Analysis aperture (px on the 50x50 grid) for the centre-aperture truth."""
+    aperture_radius: float = 7.0
+    """Analysis aperture (px on the 50x50 grid) for the centre-aperture truth: 7 px is the
+    largest disc around the image centre inside the 16-px window of rf-CNN's centre
+    hypercolumn, so that the aperture truth is what a centre-only model can see."""
     half_peak_range: tuple[float, float] = (0.004, 0.01)
     """Noiseless share of images above half the peak, log-uniform per neuron. Below ~0.003
     the calibrated power hits its cap (MAX_POWER) and single validation images dominate."""
@@ -75,6 +90,16 @@ class SiteConfig:
         elif not Path(self.image_dir).is_dir():
             raise ValueError(f"setting 'image_dir': {self.image_dir} is not a folder (relative "
                              "paths start at the working directory)")
+        if self.surround_kind not in SURROUND_KINDS:
+            raise ValueError(f"setting 'surround_kind': expected one of "
+                             f"{', '.join(SURROUND_KINDS)}, got {self.surround_kind!r}")
+        lo, hi = self.aperture_corr_range
+        if not 0 < lo <= hi < 1:
+            raise ValueError("setting 'aperture_corr_range': expected 0 < low <= high < 1, got "
+                             f"{list(self.aperture_corr_range)}")
+        if self.surround_strength < 0:
+            raise ValueError("setting 'surround_strength': expected >= 0, got "
+                             f"{self.surround_strength}")
         if not 0 <= self.dead_leaves_fraction <= 1:
             raise ValueError("simulation config 'dead_leaves_fraction': expected in [0, 1]")
         self.noise_params()  # validate keys early
@@ -84,7 +109,8 @@ class SiteConfig:
                   where: str = "simulation config") -> SiteConfig:
         """Settings from a mapping; every error names ``where`` they came from."""
         def tuples(values: dict[str, Any]) -> dict[str, Any]:
-            return {k: tuple(v) if k in ("val_photos", "half_peak_range") and v is not None
+            return {k: tuple(v) if k in ("val_photos", "half_peak_range", "aperture_corr_range")
+                    and v is not None
                     else v
                     for k, v in values.items()}
 

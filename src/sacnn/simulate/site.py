@@ -44,8 +44,9 @@ def simulate_site(config: SiteConfig, verbose: bool = False) -> dict[str, Any]:
     pop = Population.sample(
         cfg.n_neurons, cfg.seed, complex_fraction=cfg.complex_fraction,
         rf_scatter=cfg.rf_scatter, half_peak_range=cfg.half_peak_range,
-        aperture_radius=cfg.aperture_radius,
+        aperture_corr_range=cfg.aperture_corr_range, aperture_radius=cfg.aperture_radius,
         surround_strength=cfg.surround_strength if cfg.surround else 0.0,
+        surround_kind=cfg.surround_kind,
     )
     # the neurons see what the models see: 2x2 area average to 50x50, grey levels in [0, 1]
     train50 = area_downsample(train_img, 50) / np.float32(255.0)
@@ -63,7 +64,8 @@ def simulate_site(config: SiteConfig, verbose: bool = False) -> dict[str, Any]:
     # the truth in the recording's units: what a perfect model of the recording predicts
     expected_val = {f"expected_{k[2:]}": noise_mod.expected_trials(truth_val[k], npar, nn)
                     for k in ("r_true", "r_centre", "r_aperture")}
-    stats = realism_stats(val_trials, expected_val["expected_true"])
+    stats = realism_stats(val_trials, expected_val["expected_true"],
+                          expected_val["expected_aperture"])
     _log("noise", t0, verbose)
     return {
         "train_images": train_img, "val_images": val_img,
@@ -114,9 +116,13 @@ def _truth_dataset(cfg: SiteConfig, sim: dict[str, Any]):
                        "surround term removed; r_aperture: full model on the image with grey "
                        "outside 'aperture'; val_expected_<r>: the recorded response (dF/F) "
                        "expected from <r>, the mean over the trial noise (what a perfect "
-                       "model of the recording predicts); "
-                       "gate: MGSM surround gate; <split>_image_mean: mean grey level in [0, 1] of "
+                       "model of the recording predicts); gate: how much the surround is "
+                       "engaged, in [0, 1] (surround_kind divisive: the MGSM surround gate; "
+                       "collinear: the share of the drive the facilitation adds); "
+                       "<split>_image_mean: mean grey level in [0, 1] of "
                        "each 50x50 image. Coordinates match the canonical dataset.",
+        "surround_kind": cfg.surround_kind,
+        "surround_strength": float(pop.surround_strength),
         "code_version": code_version(),
         "config": config_json(cfg.to_dict()),
         "photo_sha256": json.dumps({k: v["sha256"] for k, v in sorted(sim["photos"].items())}),
