@@ -30,21 +30,26 @@ PRECISIONS = tuple(p for p in CONFIG_PRECISIONS if p != "auto")
 WARMUP_STEPS = 3
 
 
+#: The defaults of every stacked-step key live in TrainConfig (one home); the options repeat
+#: only their names.
+_TRAIN_DEFAULTS = TrainConfig()
+
+
 @dataclass(frozen=True)
 class StackedOptions:
     """The stacked step's settings (TrainConfig's keys of the same names, precision
-    resolved); the defaults are the measured default path."""
+    resolved); the defaults are TrainConfig's, the measured default path."""
 
     precision: str = "exact"
-    first_layer: str = "cudnn"
-    conv: str = "grouped"
-    conv_layout: str = "nchw"
-    cudnn_benchmark: bool = False
-    max_pool: str = "torch"
-    attention: str = "matmul"
-    compile: str = "none"
-    compile_cache: str = ""
-    cuda_graph: bool = False
+    first_layer: str = _TRAIN_DEFAULTS.first_layer
+    conv: str = _TRAIN_DEFAULTS.conv
+    conv_layout: str = _TRAIN_DEFAULTS.conv_layout
+    cudnn_benchmark: bool = _TRAIN_DEFAULTS.cudnn_benchmark
+    max_pool: str = _TRAIN_DEFAULTS.max_pool
+    attention: str = _TRAIN_DEFAULTS.attention
+    compile: str = _TRAIN_DEFAULTS.compile
+    compile_cache: str = _TRAIN_DEFAULTS.compile_cache
+    cuda_graph: bool = _TRAIN_DEFAULTS.cuda_graph
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
