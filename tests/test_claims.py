@@ -540,6 +540,7 @@ def test_the_workflow_reads_its_files_paired_by_id(demo, tmp_path, monkeypatch):
     assert df["verdict"].tolist() == ["supported"] and df["control"].tolist() == [""]
     meta = json.loads(Path("claims.json").read_text())
     assert meta["spec"]["seed"] == 0 and meta["code_version"] and meta["family_size"] == 1
+    assert meta["family_reach"]["can_decide"] and meta["family_reach"]["rows"] == 1
     spec = only(demo[1], "sa_peak_overlap", sites=["sim1"])
     for m in ("ff_sa_cnn", "ff_cnn"):  # a metrics.csv without the measure's column
         _metrics_file(Path(spec["sites"]["sim1"]["metrics"][m]["f100"]), BASE,
@@ -547,6 +548,21 @@ def test_the_workflow_reads_its_files_paired_by_id(demo, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"metrics.csv: (no column 'peak_overlap'|missing "
                                          r"columns \['peak_overlap'\]).* older sacnn"):
         evaluate(spec)
+
+
+def test_a_table_too_large_for_its_neurons_says_no_verdict_can_be_reached():
+    """Holm over m rows rejects nothing unless some p is below alpha / m: 35 rows of 10
+    neurons (exact floor 2 / 2^10) can decide nothing, whatever the data; 300 neurons can."""
+    from sacnn.claims import family_reach, reach_text
+
+    rows = pd.DataFrame({"p_value": np.full(35, 0.002), "p_floor": np.full(35, 2 / 2 ** 10),
+                         "adjust": "holm"})
+    reach = family_reach(rows, 0.05)
+    assert reach["rows"] == 35 and reach["first_threshold"] == pytest.approx(0.05 / 35)
+    assert not reach["can_decide"] and "NO VERDICT CAN BE REACHED" in reach_text(reach)
+    assert family_reach(rows.assign(p_floor=1 / 20001), 0.05)["can_decide"]
+    assert family_reach(rows.assign(adjust="none"), 0.05)["can_decide"]  # alpha itself
+    assert not family_reach(rows.assign(p_value=np.nan), 0.05)["can_decide"]
 
 
 def test_bad_specs_name_what_is_wrong(demo, tmp_path):

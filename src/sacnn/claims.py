@@ -457,6 +457,32 @@ def evaluate(spec: Mapping[str, Any], values: Values | None = None) -> pd.DataFr
     return decide(df, settings)[CLAIM_COLUMNS]
 
 
+def family_reach(df: pd.DataFrame, alpha: float) -> dict[str, Any]:
+    """Whether the table can decide anything at all. With Holm over ``rows`` tests, nothing
+    is rejected unless some p is below ``alpha / rows`` (the first step), so when every row's
+    smallest possible p (``p_floor``) is at or above that, no verdict of the table can be
+    supported or contradicted, whatever the data: e.g. 35 rows of 10 neurons (floor 2 / 2^10
+    = 0.002 > 0.05 / 35 = 0.0014)."""
+    tested = df[df["p_value"].notna()]
+    rows = len(tested)
+    holm = bool(rows) and (tested["adjust"] == "holm").all()
+    first = alpha / rows if holm else alpha
+    floor = float(tested["p_floor"].min()) if rows else float("nan")
+    return {"rows": rows, "first_threshold": first, "smallest_p_floor": floor,
+            "can_decide": bool(rows) and floor < first}
+
+
+def reach_text(reach: Mapping[str, Any]) -> str:
+    """One line on :func:`family_reach` for the job's log."""
+    if reach["can_decide"]:
+        return (f"{reach['rows']} tests adjusted together; the first threshold "
+                f"{reach['first_threshold']:.3g} is reachable (smallest possible p "
+                f"{reach['smallest_p_floor']:.3g})")
+    return (f"NO VERDICT CAN BE REACHED: {reach['rows']} tests adjusted together need some p "
+            f"below {reach['first_threshold']:.3g}, and the smallest p these neurons can give "
+            f"is {reach['smallest_p_floor']:.3g}; more neurons (or fewer rows) are needed")
+
+
 def read_claims(path: str | Path) -> pd.DataFrame:
     """A claims.csv, checked against :data:`CLAIM_COLUMNS`; empty text cells read ''."""
     text = ("control_site", "reference_fraction", "control")
@@ -503,10 +529,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.claims") ->
     except ValueError as exc:
         raise SystemExit(f"sacnn.claims: error: {exc}") from None
     write_csv(df, args.out)
+    reach = family_reach(df, float(spec["alpha"]))
     if args.meta:
         write_json({"code_version": code_version(), "spec": spec, "columns": CLAIM_COLUMNS,
-                    "family_size": int(df["p_value"].notna().sum())}, args.meta)
+                    "family_size": reach["rows"], "family_reach": reach}, args.meta)
     print(summary(df))
+    print(reach_text(reach))
     return 0
 
 
