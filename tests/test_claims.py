@@ -560,7 +560,10 @@ def test_a_table_too_large_for_its_neurons_says_no_verdict_can_be_reached():
     reach = family_reach(rows, 0.05)
     assert reach["rows"] == 35 and reach["first_threshold"] == pytest.approx(0.05 / 35)
     assert not reach["can_decide"] and "NO VERDICT CAN BE REACHED" in reach_text(reach)
-    assert family_reach(rows.assign(p_floor=1 / 20001), 0.05)["can_decide"]
+    assert family_reach(rows.assign(p_floor=1 / 20001), 0.05)["can_start"] == 35
+    one_t_test = rows.assign(p_floor=[0.0] + [2 / 2 ** 10] * 34)
+    assert family_reach(one_t_test, 0.05)["can_start"] == 1
+    assert "1 row(s) can reach" in reach_text(family_reach(one_t_test, 0.05))
     assert family_reach(rows.assign(adjust="none"), 0.05)["can_decide"]  # alpha itself
     assert not family_reach(rows.assign(p_value=np.nan), 0.05)["can_decide"]
 

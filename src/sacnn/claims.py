@@ -459,28 +459,28 @@ def evaluate(spec: Mapping[str, Any], values: Values | None = None) -> pd.DataFr
 
 def family_reach(df: pd.DataFrame, alpha: float) -> dict[str, Any]:
     """Whether the table can decide anything at all. With Holm over ``rows`` tests, nothing
-    is rejected unless some p is below ``alpha / rows`` (the first step), so when every row's
-    smallest possible p (``p_floor``) is at or above that, no verdict of the table can be
-    supported or contradicted, whatever the data: e.g. 35 rows of 10 neurons (floor 2 / 2^10
-    = 0.002 > 0.05 / 35 = 0.0014)."""
+    is rejected unless some p is below ``alpha / rows`` (the first step): ``can_start`` counts
+    the rows whose smallest possible p (``p_floor``) is below it. With none, no verdict of the
+    table can be supported or contradicted, whatever the data: e.g. 35 sign-flip rows of 10
+    neurons (floor 2 / 2^10 = 0.002 > 0.05 / 35 = 0.0014)."""
     tested = df[df["p_value"].notna()]
     rows = len(tested)
     holm = bool(rows) and (tested["adjust"] == "holm").all()
     first = alpha / rows if holm else alpha
+    can_start = int((tested["p_floor"] < first).sum())
     floor = float(tested["p_floor"].min()) if rows else float("nan")
     return {"rows": rows, "first_threshold": first, "smallest_p_floor": floor,
-            "can_decide": bool(rows) and floor < first}
+            "can_start": can_start, "can_decide": can_start > 0}
 
 
 def reach_text(reach: Mapping[str, Any]) -> str:
     """One line on :func:`family_reach` for the job's log."""
-    if reach["can_decide"]:
-        return (f"{reach['rows']} tests adjusted together; the first threshold "
-                f"{reach['first_threshold']:.3g} is reachable (smallest possible p "
-                f"{reach['smallest_p_floor']:.3g})")
-    return (f"NO VERDICT CAN BE REACHED: {reach['rows']} tests adjusted together need some p "
-            f"below {reach['first_threshold']:.3g}, and the smallest p these neurons can give "
-            f"is {reach['smallest_p_floor']:.3g}; more neurons (or fewer rows) are needed")
+    head = f"{reach['rows']} tests adjusted together (first threshold {reach['first_threshold']:.3g})"
+    if not reach["can_decide"]:
+        return (f"NO VERDICT CAN BE REACHED: {head}, and the smallest p these neurons can give "
+                f"is {reach['smallest_p_floor']:.3g}; more neurons (or fewer rows) are needed")
+    return (f"{head}: {reach['can_start']} row(s) can reach the first threshold, and every "
+            "later rejection needs an earlier one")
 
 
 def read_claims(path: str | Path) -> pd.DataFrame:
