@@ -105,8 +105,10 @@ def make(gt: pd.DataFrame, claims: pd.DataFrame) -> Figure:
         means = recovery_means(gt)
         n_claims = max(len(claims), 1)
         height = max(3.0, 0.22 * max(len(means), n_claims) + 1.6)
-        fig = figure(11.0, height)
-        ax_a, ax_b = fig.subplots(1, 2, width_ratios=[1.25, 1.0])
+        # each recovery column gets room for its two-decimal value
+        width_a, width_b = 3.0 + 0.5 * max(means.shape[1], 1), 7.0
+        fig = figure(width_a + width_b, height)
+        ax_a, ax_b = fig.subplots(1, 2, width_ratios=[width_a, width_b])
         sns.heatmap(means.rename(columns=RECOVERY), ax=ax_a, annot=False, cmap="vlag",
                     vmin=-1, vmax=1, center=0, cbar_kws={"label": "mean over neurons"},
                     linewidths=0.3, linecolor="white")
