@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
         return proc.returncode
-    found = jobs((proc.stdout + proc.stderr).replace(str(work), "<work>"))
+    text = (proc.stdout + proc.stderr).replace(str(work), "<work>")
+    # a notebook's path goes through Snakemake's source cache, under a temporary name
+    found = jobs(re.sub(r"\S*/source-cache/\S*?/file<work>", "<work>", text))
     print(f"# {len(found)} jobs")
     print("\n\n".join(found))
     return 0

@@ -143,10 +143,9 @@ def test_an_option_without_a_value_is_a_usage_error(tmp_path, capsys):
 
 
 def test_a_key_given_twice_is_refused_by_every_cli_that_reads_yaml(tmp_path, capsys):
-    """simulate --config, train --config and cost --configfile (site.yaml: above; the
-    workflow's config files: tests/test_workflow.py)."""
+    """simulate --config and cost --configfile (site.yaml: above; the workflow's config
+    files: tests/test_workflow.py)."""
     from sacnn.cost import main as cost_main
-    from sacnn.training.__main__ import main as training_main
 
     twice = "key 'n_neurons' is given twice, on line 1 and on line 3"
     cfg = tmp_path / "sim.yaml"
@@ -156,11 +155,6 @@ def test_a_key_given_twice_is_refused_by_every_cli_that_reads_yaml(tmp_path, cap
     assert err.startswith(f"error: --config {cfg}: {twice}"), err
     assert not (tmp_path / "s").exists()
     cfg.write_text("training: {epochs: 1}\nmodels: {}\ntraining: {epochs: 2}\n")
-    with pytest.raises(SystemExit) as exc:
-        training_main(["--config", str(cfg), "--dataset", str(tmp_path / "d.nc"), "--site", "s",
-                       "--model", "m", "--weights", str(tmp_path / "w.pt"),
-                       "--predictions", str(tmp_path / "p.nc")])
-    assert f"sacnn.training: error: {cfg}: key 'training' is given twice" in str(exc.value)
     throughput = tmp_path / "t.jsonl"
     throughput.write_text("")
     with pytest.raises(SystemExit) as exc:

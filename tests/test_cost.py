@@ -99,7 +99,7 @@ def test_raw_sites_read_their_size_from_npy_headers_or_ask_for_it(tmp_path, monk
     folder = tmp_path / "resources" / "M1S1"
     folder.mkdir(parents=True)
     np.save(folder / "trainRsp_m1s1.npy", np.zeros((120, 7), dtype=np.float32))
-    sizes = {"M2S1": cost.SiteSize(299, 49000, 1000)}
+    sizes = {"M2S1": cost.SiteShape(299, 49000, 1000)}
     jobs = cost.training_jobs(config, sizes)
     m1 = next(j for j in jobs if j.site == "M1S1" and j.fraction == "f100")
     assert m1.chunks == [7] and m1.eval_images == 12 + cost.PAPER_VAL_IMAGES

@@ -34,15 +34,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sacnn import experiment
+from sacnn import experiment, plan
 from sacnn.data.options import IngestOptions
 from sacnn.data.preprocess import fraction_count, holdout_from_rank
-from sacnn.data.raw import site_shape
+from sacnn.data.raw import SiteShape
 from sacnn.data.validate import DataValidationError
 from sacnn.models import get_architecture
 from sacnn.models.cost import training_flops, training_memory_bytes
-from sacnn.plan import site_file_stem
-from sacnn.simulate.config import SiteConfig
 from sacnn.yamlfile import DuplicateKeyError, load_yaml
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -55,13 +53,6 @@ SECTION_A2 = "A.2"
 
 class CostError(ValueError):
     """Missing or unusable input of a projection; the message says what to give."""
-
-
-@dataclass(frozen=True)
-class SiteSize:
-    neurons: int
-    train_images: int
-    val_images: int
 
 
 @dataclass(frozen=True)
@@ -93,28 +84,24 @@ def load_config(path: Path, schema: Path = SCHEMA) -> dict[str, Any]:
 
 
 def site_size(config: Mapping[str, Any], site: str,
-              overrides: Mapping[str, SiteSize]) -> SiteSize:
+              overrides: Mapping[str, SiteShape]) -> SiteShape:
+    """A site's size: given on the command line, else as the plan counts it
+    (``sacnn.plan.site_size``); validation images the files do not show are the paper's."""
     if site in overrides:
         return overrides[site]
-    cfg = config["sites"][site]
-    if "simulate" in cfg:
-        sim = SiteConfig.from_dict(cfg["simulate"], where=f"sites.{site}.simulate")
-        return SiteSize(sim.n_neurons, sim.n_train, sim.n_val)
-    folder, files = Path(cfg["raw"]), site_file_stem(cfg, site)
     hint = f"give the site's size with --site {site}=NEURONS:TRAIN_IMAGES[:VAL_IMAGES]"
-    if not (folder / f"trainRsp_{files}.npy").exists() and not (folder / f"{files}.nc").exists():
-        raise CostError(f"sites.{site}: {folder / f'trainRsp_{files}.npy'} not found; {hint}")
     try:
-        shape = site_shape(folder, files)
+        size = plan.site_size(config["sites"][site], site)
+    except plan.NoRawData as exc:
+        raise CostError(f"{exc}; {hint}") from None
     except DataValidationError as exc:
         kind = ".npy" if exc.file.endswith(".npy") else "NetCDF"
         raise CostError(f"{exc.file}: not a readable {kind} file (field '{exc.field}': "
                         f"expected {exc.expected}; found {exc.found}); {hint}") from None
-    return SiteSize(int(cfg.get("n_neurons", shape.neurons)), shape.train_images,
-                    shape.val_images or PAPER_VAL_IMAGES)
+    return SiteShape(size.neurons, size.train_images, size.val_images or PAPER_VAL_IMAGES)
 
 
-def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteSize],
+def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteShape],
                   chunk_size: int | None = None) -> list[Job]:
     """Every training job of the config, grouped by (site, model, fraction); ``chunk_size``
     replaces the config's chunk sizes (``chunk_size`` and ``chunk_sizes``)."""
@@ -270,7 +257,7 @@ def summary(rows: Sequence[Mapping[str, Any]], config: Mapping[str, Any],
     return lines
 
 
-def _parse_site(text: str) -> tuple[str, SiteSize]:
+def _parse_site(text: str) -> tuple[str, SiteShape]:
     try:
         name, sizes = text.split("=", 1)
         parts = [int(p) for p in sizes.split(":")]
@@ -280,7 +267,7 @@ def _parse_site(text: str) -> tuple[str, SiteSize]:
         raise argparse.ArgumentTypeError(
             f"--site {text!r}: expected NAME=NEURONS:TRAIN_IMAGES[:VAL_IMAGES], e.g. "
             "M1S1=302:34000") from None
-    return name, SiteSize(parts[0], parts[1], parts[2] if len(parts) == 3 else PAPER_VAL_IMAGES)
+    return name, SiteShape(parts[0], parts[1], parts[2] if len(parts) == 3 else PAPER_VAL_IMAGES)
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m sacnn.cost") -> int:

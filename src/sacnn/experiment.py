@@ -1,7 +1,7 @@
 """The experiment matrix of a workflow config: which (site, model, fraction) cells are trained.
 
 One home for what the workflow (``workflow/rules/common.smk``) and the cost projection
-(``sacnn.training.cost``) both need to know about a config: the cells each table and figure
+(``sacnn.cost``) both need to know about a config: the cells each table and figure
 reads, the incremental chain a model starts from, and the training jobs they imply. Pure
 config logic: no torch, no data files.
 """

@@ -32,7 +32,6 @@ __all__ = [
     "UndefinedMetricWarning",
     "cc_max",
     "explainable_variance",
-    "fev",
     "feve",
     "n_top",
     "normalized_correlation",
@@ -422,7 +421,8 @@ def explainable_variance(responses: ArrayLike) -> FloatOrArray:
     NaN marks a missing repeat. ``noise_var`` is the mean over images of the across-repeat
     variance (ddof=1; images with fewer than 2 valid repeats are skipped) and ``total_var``
     the variance (ddof=1) of all valid single trials pooled over images and repeats — the
-    definitions of sinzlab/neuralpredictors ``measures.np_functions``, without its ``eps``.
+    definitions of sinzlab/neuralpredictors ``measures.np_functions``, without its ``eps``
+    (its function ``fev`` returns FEVE, which is :func:`feve` here).
 
     Entries are NaN (with an ``UndefinedMetricWarning``) where ``total_var`` is 0 or no
     image has 2 valid repeats.
@@ -443,11 +443,6 @@ def explainable_variance(responses: ArrayLike) -> FloatOrArray:
         UndefinedMetricWarning,
     )
     return _out(out)
-
-
-fev = explainable_variance
-"""Alias of :func:`explainable_variance` (FEV). Note: neuralpredictors' ``fev`` returns
-FEVE, which is :func:`feve` here."""
 
 
 def feve(pred: ArrayLike, responses: ArrayLike) -> FloatOrArray:

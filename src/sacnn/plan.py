@@ -23,7 +23,7 @@ from sacnn import experiment
 from sacnn.cli import COMMANDS
 from sacnn.config_checks import WorkflowConfigError, check_references, check_settings
 from sacnn.data.options import IngestOptions, resolve_options
-from sacnn.data.raw import require_site_files, site_shape
+from sacnn.data.raw import SiteShape, require_site_files, site_shape
 from sacnn.data.validate import DataValidationError
 from sacnn.models.specs import get_architecture
 from sacnn.provenance import code_digest
@@ -95,6 +95,34 @@ def site_file_stem(site_config: Mapping[str, Any], site: str) -> str:
     return site_config.get("file_stem", site.lower())
 
 
+def site_raw_dir(site_config: Mapping[str, Any], site: str) -> str:
+    """The folder of a site's raw files: ``resources/<site>`` for a simulated site."""
+    return f"resources/{site}" if "simulate" in site_config else site_config["raw"]
+
+
+class NoRawData(WorkflowConfigError):
+    """A raw site whose folder has neither the reference layout's responses nor a NetCDF."""
+
+
+def site_size(site_config: Mapping[str, Any], site: str) -> SiteShape:
+    """A site's neurons and images before ingest, the one count the plan's chunks and the
+    cost projection share: a simulated site's settings, else the raw files' headers
+    (``sacnn.data.raw.site_shape``, nothing loaded), with ``n_neurons`` of the config
+    replacing the neuron count. Raises :class:`NoRawData`, or ``DataValidationError`` for
+    a file the headers cannot be read from."""
+    if "simulate" in site_config:
+        sim = SiteConfig.from_dict(site_config["simulate"], where=f"sites.{site}.simulate")
+        return SiteShape(sim.n_neurons, sim.n_train, sim.n_val)
+    folder = Path(site_raw_dir(site_config, site))
+    files = site_file_stem(site_config, site)
+    if not (folder / f"trainRsp_{files}.npy").exists() and not (folder / f"{files}.nc").exists():
+        raise NoRawData(f"sites.{site}: no raw data found in {folder}: expected "
+                        f"trainRsp_{files}.npy ... (reference layout) or {files}.nc")
+    shape = site_shape(folder, files)
+    return SiteShape(int(site_config.get("n_neurons", shape.neurons)), shape.train_images,
+                     shape.val_images)
+
+
 def flatten_paths(obj: Any) -> list[str]:
     """Every string in a nest of dicts and lists (the files a JSON hand-off names)."""
     if isinstance(obj, Mapping):
@@ -150,7 +178,7 @@ class WorkflowPlan:
         return site_file_stem(self.sites[site], site)
 
     def site_raw_dir(self, site: str) -> str:
-        return f"resources/{site}" if self.is_simulated(site) else self.sites[site]["raw"]
+        return site_raw_dir(self.sites[site], site)
 
     def raw_inputs(self, site: str) -> list[str]:
         """The raw files ingest reads: the simulator's output or the files found on disk."""
@@ -179,19 +207,13 @@ class WorkflowPlan:
 
     def _count_neurons(self, site: str) -> int:
         cfg = self.sites[site]
-        if self.is_simulated(site):
-            return SiteConfig.from_dict(cfg["simulate"]).n_neurons
-        if "n_neurons" in cfg:
-            return int(cfg["n_neurons"])
-        folder, files = Path(self.site_raw_dir(site)), self.site_files(site)
-        if (not (folder / f"trainRsp_{files}.npy").exists()
-                and not (folder / f"{files}.nc").exists()):
-            raise WorkflowConfigError(
-                f"sites.{site}: no raw data found in {folder}: expected trainRsp_{files}.npy "
-                f"... (reference layout) or {files}.nc; see docs/data-format.md, or set "
-                f"sites.{site}.n_neurons to plan a dry run")
+        if "n_neurons" in cfg and not self.is_simulated(site):
+            return int(cfg["n_neurons"])  # the files are not read: a dry run needs none
         try:
-            return site_shape(folder, files).neurons
+            return site_size(cfg, site).neurons
+        except NoRawData as exc:
+            raise WorkflowConfigError(f"{exc}; see docs/data-format.md, or set "
+                                      f"sites.{site}.n_neurons to plan a dry run") from None
         except DataValidationError as exc:
             print(f"sacnn: cannot read the neuron count of site {site} ({exc}); planning one "
                   "training chunk for it: its ingest_site job will report the problem",

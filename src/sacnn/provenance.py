@@ -155,8 +155,11 @@ def source_digest(source: str) -> str:
 
 @functools.cache
 def _module_digest(name: str) -> str:
-    tree = _strip_docstrings(_parsed(name)[0])
-    return hashlib.sha256(ast.unparse(tree).encode()).hexdigest()
+    """:func:`source_digest` of module ``name``'s file."""
+    path = _module_path(name)
+    if path is None:
+        raise ValueError(f"code_digest: no module {name!r} under {PACKAGE_ROOT}")
+    return source_digest(path.read_text(encoding="utf-8"))
 
 
 def code_digest(*entries: str, files: tuple[str | Path, ...] = ()) -> str:

@@ -4,8 +4,8 @@ YAML lets a mapping name a key twice and keeps the last value without a word (a 
 ``sim1:`` under ``sites:`` silently replaces the first). A user never means that, so every
 YAML file the project reads goes through :func:`load_yaml`: the workflow's config files
 (``config/config.yaml`` and every ``--configfile``, checked when Snakemake starts), a raw
-site's ``site.yaml``, simulation settings (``sacnn simulate --config``), ``sacnn train
---config`` and ``sacnn cost --configfile``. A repeated key is a :class:`DuplicateKeyError`
+site's ``site.yaml``, simulation settings (``sacnn simulate --config``) and ``sacnn cost
+--configfile``. A repeated key is a :class:`DuplicateKeyError`
 naming the file, the key's place and both lines. Light to import (the workflow parses it).
 """
 

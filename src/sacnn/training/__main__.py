@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from sacnn.data import DataValidationError, open_dataset, training_arrays
 from sacnn.experiment import chunk_bounds
 from sacnn.fileio import write_netcdf
@@ -27,20 +25,6 @@ from sacnn.training.runners import tune_glibc_malloc
 from sacnn.training.state import CheckpointError
 from sacnn.training.trainer import discard_checkpoint, resolve_device, train_chunk
 from sacnn.training.weights import save_weights
-from sacnn.yamlfile import DuplicateKeyError, load_yaml
-
-
-def load_config(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file (safe loader, no key given twice)."""
-    try:
-        data = load_yaml(path) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise TrainingConfigError(f"{path}: not a readable YAML file ({exc})") from None
-    except DuplicateKeyError as exc:
-        raise TrainingConfigError(str(exc)) from None
-    if not isinstance(data, dict):
-        raise TrainingConfigError(f"{path}: expected a mapping at the top level")
-    return data
 
 
 def stage_from_config(config: dict[str, Any], model: str) -> ModelSpec:
@@ -66,11 +50,10 @@ def chunk_slice(chunk: int, chunk_size: int, n_neurons: int) -> slice:
 def main(argv: list[str] | None = None, prog: str = "python -m sacnn.training") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--config", type=Path, help="workflow config (YAML)")
-    src.add_argument("--settings", type=json_object_argument,
-                     help="the same sections as one JSON object (what the workflow passes, so "
-                          "only changes to them rerun a job)")
+    p.add_argument("--settings", type=json_object_argument, required=True,
+                   help="the config sections 'training', 'architectures' and 'models' as one "
+                        "JSON object (the workflow passes only those the model depends on, so "
+                        "only changes to them rerun a job)")
     p.add_argument("--dataset", required=True, type=Path, help="canonical site dataset (.nc)")
     p.add_argument("--site", required=True)
     p.add_argument("--model", required=True, help="a key of the config's 'models'")
@@ -104,7 +87,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.training") 
 
 
 def _train(args: argparse.Namespace) -> int:
-    config = load_config(args.config) if args.config else args.settings
+    config = args.settings
     training = dict(config.get("training") or {})
     if args.workers is not None:
         training["workers"] = args.workers

@@ -21,11 +21,11 @@ import torch
 import yaml
 from torch import Tensor
 
-from sacnn.training.config import PRECISIONS as CONFIG_PRECISIONS
-from sacnn.training.config import TrainConfig
+from sacnn.training.config import PRECISIONS, TrainConfig
 
-#: The stacked strategy's arithmetic (TrainConfig.precision less "auto", resolved before).
-PRECISIONS = tuple(p for p in CONFIG_PRECISIONS if p != "auto")
+#: The stacked strategy's arithmetic: TrainConfig's ``precision`` once ``auto`` is resolved
+#: for the device (sacnn.training.trainer.resolve_precision).
+RESOLVED_PRECISIONS = tuple(p for p in PRECISIONS if p != "auto")
 #: Eager steps before a CUDA graph is captured (cuDNN/cuBLAS set-up, Adam's lazy state).
 WARMUP_STEPS = 3
 
@@ -52,8 +52,9 @@ class StackedOptions:
     cuda_graph: bool = _TRAIN_DEFAULTS.cuda_graph
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.precision not in RESOLVED_PRECISIONS:
+            raise ValueError(f"precision must be one of {RESOLVED_PRECISIONS}, got "
+                             f"{self.precision!r}")
 
     @classmethod
     def of(cls, cfg: TrainConfig, precision: str) -> StackedOptions:
