@@ -44,6 +44,7 @@ from sacnn.models import build_network, get_architecture
 from sacnn.models.cost import training_flops
 from sacnn.models.dropout import neuron_key
 from sacnn.training import ModelSpec, TrainConfig, initial_state
+from sacnn.training.hardware import GPU_PRECISION
 from sacnn.training.runners import (
     InProcessRunner,
     ModelSetup,
@@ -53,7 +54,6 @@ from sacnn.training.runners import (
 )
 from sacnn.training.stacked_step import StackedOptions
 from sacnn.training.state import ChunkState
-from sacnn.training.trainer import GPU_PRECISION
 
 #: Dense peak TFLOP/s by device family and precision (vendor datasheets, SXM parts).
 PEAK_TFLOPS = {

@@ -23,10 +23,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from sacnn.models import build_network, get_architecture
 from sacnn.models.dropout import neuron_key
 from sacnn.training import ModelSpec, TrainConfig, initial_state
+from sacnn.training.hardware import GPU_PRECISION
 from sacnn.training.runners import ModelSetup, StackedRunner
 from sacnn.training.stacked_step import StackedOptions
 from sacnn.training.state import ChunkState
-from sacnn.training.trainer import GPU_PRECISION
 
 
 class OpCounter(TorchDispatchMode):

@@ -197,12 +197,13 @@ def test_runner_forms_train_like_the_reference_loop(reference_epochs, options, f
 # -- the config keys reach the runner ------------------------------------------------------
 
 def _runner(**settings):
-    from sacnn.training.trainer import _ChunkArrays, _Hardware, _make_runner
+    from sacnn.training.chunk import ChunkArrays
+    from sacnn.training.hardware import Hardware, make_runner
 
     spec, data = TINY["ff"], make_arrays()
     c = cfg(strategy="stacked", device="cpu", dtype="float64", **settings)
-    runner, how = _make_runner(spec, ModelSpec("m", spec.name), c,
-                               _ChunkArrays.of(data, c, 3), _Hardware.choose(c, 0), 3)
+    runner, how = make_runner(spec, ModelSpec("m", spec.name), c,
+                              ChunkArrays.of(data, c, 3), Hardware.choose(c, 0), 3)
     return runner, how
 
 
@@ -247,8 +248,8 @@ def test_a_cuda_graph_on_the_cpu_is_refused_before_any_training():
         train_chunk(spec, ModelSpec("m", spec.name), data, cfg(cuda_graph=True), site="s")
 
 
-def test_stacked_keys_are_checked_and_do_not_change_the_fingerprint():
-    from sacnn.training.trainer import _fingerprint
+def test_stacked_keys_are_checked_and_do_not_change_thefingerprint():
+    from sacnn.training.checkpoint import fingerprint
 
     for key, bad in [("first_layer", "fft"), ("conv", "winograd"), ("conv_layout", "nhwc"),
                      ("max_pool", "int8"), ("attention", "flash"), ("compile", "yes"),
@@ -257,12 +258,12 @@ def test_stacked_keys_are_checked_and_do_not_change_the_fingerprint():
             TrainConfig(**{key: bad})
     spec, data = TINY["ff"], make_arrays()
     stage = ModelSpec("m", spec.name)
-    base = _fingerprint(spec, stage, cfg(), "s", [1], data)
+    base = fingerprint(spec, stage, cfg(), "s", [1], data)
     lean = cfg(first_layer="gemm", conv_layout="channels_last", max_pool="uint8",
                attention="sdpa", compile="inductor", compile_cache="/x", cuda_graph=True,
                cudnn_benchmark=True, conv="gemm")
-    assert _fingerprint(spec, stage, lean, "s", [1], data) == base  # a run may resume
-    assert _fingerprint(spec, stage, cfg(epochs=3), "s", [1], data) != base
+    assert fingerprint(spec, stage, lean, "s", [1], data) == base  # a run may resume
+    assert fingerprint(spec, stage, cfg(epochs=3), "s", [1], data) != base
 
 
 def test_options_parse_from_the_scripts_key_value_strings():

@@ -435,9 +435,9 @@ def test_an_unusable_checkpoint_is_set_aside_and_training_starts_over(tmp_path, 
             ckpt.write_bytes(content)
         elif isinstance(content, dict):
             if content.get("fingerprint", 1) is None:  # right format and fingerprint, no data
-                from sacnn.training.trainer import _fingerprint
+                from sacnn.training.checkpoint import fingerprint
 
-                content["fingerprint"] = _fingerprint(spec, stage, c, "s", [11, 12, 13], data)
+                content["fingerprint"] = fingerprint(spec, stage, c, "s", [11, 12, 13], data)
             torch.save(content, ckpt)
         elif not ckpt.exists():
             continue
@@ -556,7 +556,7 @@ def test_bf16_convolutions_stay_close_to_exact_on_the_cpu():
 
 
 def test_auto_device_refuses_a_cpu_fallback_in_a_job_that_was_given_a_gpu(monkeypatch):
-    from sacnn.training.trainer import resolve_device
+    from sacnn.training.hardware import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for var in ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_STEP_GPUS",
@@ -593,7 +593,7 @@ def test_training_cli_reports_a_gpu_job_without_cuda_as_an_error(tmp_path, monke
 
 
 def test_precision_settings_are_checked_against_device_and_strategy():
-    from sacnn.training.trainer import resolve_precision
+    from sacnn.training.hardware import resolve_precision
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_precision(TrainConfig(), cpu, "per_model") == "exact"

@@ -1,4 +1,10 @@
-"""Training: one trainer API for every stage, execution strategies per device, checkpoints."""
+"""Training: one trainer API for every stage, execution strategies per device, checkpoints.
+
+The parts: ``config`` (the settings), ``hardware`` (device, strategy, arithmetic, runner),
+``initial`` (seeded initial states, inherited blocks), ``runners`` and ``stacked_step`` (the
+epochs), ``selection`` (each neuron's best epoch), ``checkpoint`` (resume after a kill),
+``trainer`` (the loop), ``weights`` and ``outputs`` (what a job writes).
+"""
 
 from sacnn._lazy import lazy_package
 
@@ -6,13 +12,13 @@ from sacnn._lazy import lazy_package
 # (config) while it parses, and must not load torch to do so.
 _EXPORTS = {
     "CheckpointError": "sacnn.training.state",
-    "ChunkResult": "sacnn.training.trainer",
+    "ChunkResult": "sacnn.training.chunk",
     "epoch_order": "sacnn.training.trainer",
-    "initial_state": "sacnn.training.trainer",
+    "initial_state": "sacnn.training.initial",
     "load_networks": "sacnn.training.weights",
     "load_weights": "sacnn.training.weights",
     "ModelSpec": "sacnn.training.config",
-    "neuron_seed": "sacnn.training.trainer",
+    "neuron_seed": "sacnn.training.initial",
     "NeuronState": "sacnn.training.state",
     "predictions_dataset": "sacnn.training.outputs",
     "save_weights": "sacnn.training.weights",

@@ -19,11 +19,13 @@ from sacnn.experiment import chunk_bounds
 from sacnn.fileio import write_netcdf
 from sacnn.models import SpecError, get_architecture
 from sacnn.settings import fraction_argument, json_object_argument
+from sacnn.training.checkpoint import discard_checkpoint
 from sacnn.training.config import ModelSpec, TrainConfig, TrainingConfigError
+from sacnn.training.hardware import resolve_device
 from sacnn.training.outputs import predictions_dataset
 from sacnn.training.runners import tune_glibc_malloc
 from sacnn.training.state import CheckpointError
-from sacnn.training.trainer import discard_checkpoint, resolve_device, train_chunk
+from sacnn.training.trainer import train_chunk
 from sacnn.training.weights import save_weights
 
 

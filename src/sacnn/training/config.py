@@ -49,7 +49,7 @@ class TrainConfig:
     ``exact`` (``dtype`` throughout), ``tf32`` (TF32 tensor-core products, CUDA), ``bf16``
     (TF32, and the per-model kxk convolutions, nearly all the arithmetic, on bfloat16
     operands with float32 accumulation; everything else float32), ``auto`` (the measured
-    GPU default, ``sacnn.training.trainer.GPU_PRECISION``, on CUDA; ``exact`` elsewhere).
+    GPU default, ``sacnn.training.hardware.GPU_PRECISION``, on CUDA; ``exact`` elsewhere).
 
     How the stacked strategy computes a step (each the same numbers in float64; measured in
     docs/performance.md): ``first_layer`` ``cudnn`` (one dense convolution) or ``gemm`` (one
@@ -123,7 +123,7 @@ class TrainConfig:
 
     def _check_combination(self) -> None:
         """Settings that contradict each other whatever the device turns out to be (the
-        trainer's resolve_strategy/resolve_precision check the rest once it is known)."""
+        hardware's resolve_strategy/resolve_precision check the rest once it is known)."""
         cpu_only = self.strategy in ("per_model", "reference")
         fast = self.precision in ("tf32", "bf16")
         conflicts = [

@@ -19,8 +19,8 @@ import xarray as xr
 from sacnn.fileio import CONVENTIONS
 from sacnn.models import ArchitectureSpec
 from sacnn.provenance import code_version
+from sacnn.training.chunk import ChunkResult
 from sacnn.training.config import ModelSpec, TrainConfig
-from sacnn.training.trainer import ChunkResult
 
 
 def predictions_dataset(result: ChunkResult, spec: ArchitectureSpec, stage: ModelSpec,

@@ -24,7 +24,7 @@ from torch import Tensor
 from sacnn.training.config import PRECISIONS, TrainConfig
 
 #: The stacked strategy's arithmetic: TrainConfig's ``precision`` once ``auto`` is resolved
-#: for the device (sacnn.training.trainer.resolve_precision).
+#: for the device (sacnn.training.hardware.resolve_precision).
 RESOLVED_PRECISIONS = tuple(p for p in PRECISIONS if p != "auto")
 #: Eager steps before a CUDA graph is captured (cuDNN/cuBLAS set-up, Adam's lazy state).
 WARMUP_STEPS = 3

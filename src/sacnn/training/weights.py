@@ -23,7 +23,7 @@ from sacnn.training.config import ModelSpec, TrainConfig
 from sacnn.training.state import CheckpointError, safe_torch_load, stack_states, unstack_states
 
 if TYPE_CHECKING:
-    from sacnn.training.trainer import ChunkResult
+    from sacnn.training.chunk import ChunkResult
 
 WEIGHTS_FORMAT = "sacnn-weights-v1"
 
