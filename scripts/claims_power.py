@@ -27,6 +27,7 @@ import pandas as pd
 
 from sacnn import cost, plan
 from sacnn.power import neurons_for_power, sparse_pt_sd
+from sacnn.workflow_config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--alpha", type=float, default=None, help="default: the config's")
     p.add_argument("--power", type=float, default=0.8)
     args = p.parse_args(argv)
-    config = cost.load_config(args.configfile)
+    config = load_config([args.configfile])
     spec = plan.WorkflowPlan(config).claims_spec()
     alpha = args.alpha or float(spec["alpha"])
     tables = [pd.read_csv(f, dtype={"neuron": str}) for f in args.measured]

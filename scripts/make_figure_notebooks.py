@@ -2,7 +2,8 @@
 
 Each notebook has a ``parameters`` cell (inputs_json, params_json, out_pdf, out_png, all
 strings) and one cell calling ``sacnn.plots.<fig>.make``; no outputs are stored. Rerun after
-changing this script: ``python scripts/make_figure_notebooks.py``.
+changing this script or adding a figure to the registry (the ``figures`` of
+``config/matrix.yaml``): ``python scripts/make_figure_notebooks.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from sacnn.experiment import FIGURE_NAMES as FIGURES  # the one list of the paper's figures
+from sacnn.experiment import figures
+from sacnn.workflow_config import MATRIX
+from sacnn.yamlfile import load_yaml
+
+FIGURES = figures(load_yaml(MATRIX))  # the figure registry: the matrix's figures
 
 PARAMETERS = '''# Filled in by the workflow (papermill); JSON strings keep the parameter types simple.
 inputs_json = "{}"

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sacnn import claim_stats, cost, experiment, plan
+from sacnn import claim_stats, experiment, plan
 from sacnn.claims import (
     CLAIM_COLUMNS,
     MARGIN_KEYS,
@@ -32,6 +32,7 @@ from sacnn.claims import (
     validation_images,
 )
 from sacnn.evaluation import METRIC_COLUMNS
+from sacnn.workflow_config import MATRIX, assemble, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -51,7 +52,7 @@ def validated(config: dict) -> dict:
 @pytest.fixture(scope="module")
 def demo() -> tuple[dict, dict]:
     """The demo config (schema defaults in) and the claims spec its plan passes."""
-    config = cost.load_config(DEMO, SCHEMA_PATH)
+    config = load_config([DEMO])
     return config, plan.WorkflowPlan(config).claims_spec()
 
 
@@ -472,7 +473,7 @@ def experiment_neurons(config: dict, site: str) -> int:
 def test_the_schemas_defaults_reach_evaluate(demo):
     """Schema -> plan -> claims: a config that leaves every setting out gets the schema's
     defaults, and evaluate reads each of them (it requires them: nothing defaults twice)."""
-    raw = yaml.safe_load(DEMO.read_text())
+    raw = assemble(yaml.safe_load(DEMO.read_text()), yaml.safe_load(MATRIX.read_text()))
     for key in ("bootstrap", "confidence", "alpha", "seed", "interval", "adjust",
                 "permutations", "margins"):
         raw["claims"].pop(key, None)
@@ -505,7 +506,7 @@ def test_the_schemas_defaults_reach_evaluate(demo):
 @pytest.mark.parametrize("config", ["config.yaml", "simulated.yaml", "paper.yaml",
                                     "reference.yaml"])
 def test_every_config_tests_the_percent_claim_and_the_peak_overlap(config):
-    cfg = cost.load_config(ROOT / "config" / config, SCHEMA_PATH)
+    cfg = load_config([ROOT / "config" / config])
     tests = {t["claim"]: t for t in cfg["claims"]["tests"]}
     assert tests["sa_data_efficiency"]["scale"] == "percent"
     overlap, pt = tests["sa_peak_overlap"], tests["sa_peak_tuning_joint"]

@@ -12,6 +12,7 @@ import yaml
 from sacnn import cost, experiment
 from sacnn.models import build_network, get_architecture, spec_from_dict
 from sacnn.models.cost import forward_macs, training_flops
+from sacnn.workflow_config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASURED = ROOT / "docs" / "measurements" / "h200-2026-11-27.jsonl"
@@ -62,7 +63,7 @@ def test_throughput_interpolates_measured_and_estimates_unmeasured_architectures
 
 
 def test_jobs_of_a_simulated_config_and_their_cost(tmp_path):
-    config = cost.load_config(ROOT / "config" / "config.yaml")
+    config = load_config([ROOT / "config" / "config.yaml"])
     jobs = cost.training_jobs(config, {})
     cells = experiment.trained_cells(config)
     assert [(j.site, j.model, j.fraction) for j in jobs] == cells
@@ -81,7 +82,7 @@ def test_jobs_of_a_simulated_config_and_their_cost(tmp_path):
 
 
 def test_chain_parents_are_trained_even_when_no_table_reads_them():
-    config = cost.load_config(ROOT / "config" / "config.yaml")
+    config = load_config([ROOT / "config" / "config.yaml"])
     config["experiments"]["table2"]["models"] = ["ff_sa_cnn_star_incr_fc1"]
     config["experiments"]["table2"]["baseline"] = "ff_sa_cnn_star_incr_fc1"
     cells = experiment.trained_cells(config)
@@ -93,7 +94,7 @@ def test_chain_parents_are_trained_even_when_no_table_reads_them():
 def test_raw_sites_read_their_size_from_npy_headers_or_ask_for_it(tmp_path, monkeypatch):
     paper = ROOT / "config" / "paper.yaml"
     monkeypatch.chdir(tmp_path)
-    config = cost.load_config(paper)
+    config = load_config([paper])
     with pytest.raises(cost.CostError, match=r"--site M1S1=NEURONS:TRAIN_IMAGES"):
         cost.training_jobs(config, {})
     folder = tmp_path / "resources" / "M1S1"
@@ -160,7 +161,7 @@ def test_memory_estimate_is_the_parameter_count_and_brackets_the_measured_peaks(
 
 
 def test_a_chunk_that_would_not_fit_the_card_is_flagged(tmp_path, capsys):
-    config = cost.load_config(ROOT / "config" / "config.yaml")
+    config = load_config([ROOT / "config" / "config.yaml"])
     jobs = cost.training_jobs(config, {})
     throughput = cost.Throughput.read(MEASURED)
     assert throughput.card_memory_gib() == pytest.approx(140.4, abs=0.1)  # the H200 measured
@@ -176,7 +177,7 @@ def test_a_chunk_that_would_not_fit_the_card_is_flagged(tmp_path, capsys):
 
 
 def test_totals_are_given_with_and_without_the_a2_model():
-    config = cost.load_config(ROOT / "config" / "config.yaml")
+    config = load_config([ROOT / "config" / "config.yaml"])
     rows = cost.project(cost.training_jobs(config, {}), config, cost.Throughput.read(MEASURED))
     reduced, models = cost.without_section(config, "A.2")
     assert models == ["rf_sa_cnn_c375"]  # found through tableA's section, not by name

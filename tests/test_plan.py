@@ -14,19 +14,19 @@ import pytest
 import yaml
 
 from sacnn import cost, experiment, plan, provenance
-from sacnn.workflow_config import coerce_overrides, is_complete
+from sacnn.workflow_config import MATRIX, coerce_overrides, is_complete, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "workflow" / "config.yaml"
 SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 NOTEBOOKS = {f: str(ROOT / "workflow" / "notebooks" / f"{f}.ipynb")
-             for f in experiment.FIGURE_NAMES}
+             for f in experiment.figures(yaml.safe_load(MATRIX.read_text()))}
 
 
 @pytest.fixture
 def config() -> dict:
     """The tiny test config as the workflow sees it (schema defaults filled in)."""
-    return cost.load_config(TINY, ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    return load_config([TINY])
 
 
 def test_the_plan_and_the_config_modules_import_no_torch_or_xarray():
@@ -160,7 +160,7 @@ def test_settings_the_typed_settings_check_fail_when_the_plan_is_built(config, c
 def test_the_shipped_configs_pass_the_start_checks():
     for name in ("config.yaml", "paper.yaml", "reference.yaml", "simulated.yaml",
                  "rf_question.yaml"):
-        cfg = cost.load_config(ROOT / "config" / name)
+        cfg = load_config([ROOT / "config" / name])
         for site in cfg["sites"].values():  # no raw data here: plan the chunks from a count
             site.setdefault("n_neurons", 1) if "raw" in site else None
         plan.WorkflowPlan(cfg, NOTEBOOKS)

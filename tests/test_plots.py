@@ -169,16 +169,16 @@ def test_groundtruth_figure_says_na_and_flags_a_violated_control(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from sacnn import cost, plan
+    from sacnn import plan
     from sacnn.claims import MemoryValues, evaluate, read_claims
     from sacnn.groundtruth import GROUNDTRUTH_COLUMNS
     from sacnn.plots.groundtruth import RECOVERY, make
+    from sacnn.workflow_config import load_config
 
     assert set(RECOVERY) <= set(GROUNDTRUTH_COLUMNS)  # the heat map reads groundtruth.csv
     gt = pd.DataFrame([{c: np.nan for c in GROUNDTRUTH_COLUMNS} | {
         "site": "s", "model": "rf", "label": "rf-CNN", "neuron": "0", "corr": 0.3}])
-    config = cost.load_config(ROOT / "config" / "config.yaml",
-                              ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    config = load_config([ROOT / "config" / "config.yaml"])
     spec = plan.WorkflowPlan(config).claims_spec()
     spec["tests"] = [t for t in spec["tests"] if t["claim"] == "sa_correlation"]
     ids = [str(i) for i in range(12)]
@@ -313,12 +313,13 @@ def test_figure_settings_in_the_config_reach_the_plotting_code():
     import jsonschema
     import yaml
 
-    from sacnn import cost, experiment, plan
+    from sacnn import experiment, plan
     from sacnn.plots.fig7 import bias_mode
+    from sacnn.workflow_config import load_config
 
     schema_path = ROOT / "workflow" / "schemas" / "config.schema.yaml"
-    config = cost.load_config(ROOT / "tests" / "workflow" / "config.yaml", schema_path)
-    notebooks = {f: f"{f}.ipynb" for f in experiment.FIGURE_NAMES}
+    config = load_config([ROOT / "tests" / "workflow" / "config.yaml"])
+    notebooks = {f: f"{f}.ipynb" for f in experiment.figures(config)}
     params = plan.WorkflowPlan(config, notebooks).figure_params("fig7")
     assert "bias" not in params and bias_mode(params) == "separate"
     config["figures"]["fig7"]["bias"] = "surround"

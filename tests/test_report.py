@@ -13,10 +13,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
-from sacnn.experiment import FIGURE_NAMES
+from sacnn.experiment import figures
+from sacnn.workflow_config import MATRIX
 
 ROOT = Path(__file__).resolve().parents[1]
+FIGURE_NAMES = figures(yaml.safe_load(MATRIX.read_text()))  # the registry, the paper's order
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def test_figure_report_labels_refuse_an_unknown_figure():
     from sacnn.plots import report_labels
 
     with pytest.raises(ValueError, match="fig11"):
-        report_labels("fig11", "pdf")
+        report_labels("fig11", "pdf", FIGURE_NAMES)
 
 
 def test_ground_truth_figure_comes_after_the_paper_figures(workflow):

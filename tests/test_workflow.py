@@ -21,13 +21,14 @@ import pytest
 import yaml
 
 from sacnn import cost, experiment
+from sacnn.workflow_config import MATRIX, assemble, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
 BIN = Path(sys.executable).parent
 SNAKEMAKE = str(BIN / "snakemake")
 TINY = ROOT / "tests" / "workflow" / "config.yaml"
-FIGURES = list(experiment.FIGURE_NAMES)
+FIGURES = experiment.figures(yaml.safe_load(MATRIX.read_text()))  # the figure registry
 TABLE_ROWS = {
     "table1": ["ff-CNN", "ff+sa-CNN", "rf-CNN", "rf+sa-CNN"],
     "table2": ["rf-CNN", "rf-CNN (c=30, Incr. stage 1)", "rf+sa-CNN*(Simul.)",
@@ -62,6 +63,12 @@ def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900,
         raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def assembled(path: Path) -> dict:
+    """A config file laid over the matrix (config/matrix.yaml), as the workflow sees it
+    before validation: a complete config of its own, to change and write for a test."""
+    return assemble(yaml.safe_load(path.read_text()), yaml.safe_load(MATRIX.read_text()))
 
 
 def workdir_with(tmp_path: Path, config: Path | dict) -> Path:
@@ -113,7 +120,7 @@ def test_lint_is_clean(tmp_path):
 
 def test_default_config_plans_every_table_from_config(tmp_path):
     work = workdir_with(tmp_path, ROOT / "config" / "config.yaml")
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = assembled(ROOT / "config" / "config.yaml")
     targets = [f"results/{t}.csv" for t in TABLE_ROWS] + ["results/tables/parameters.csv"]
     counts = dry_run(work, *targets)
     n_models = len(cfg["models"])
@@ -129,7 +136,7 @@ def test_default_config_plans_every_table_from_config(tmp_path):
 
 def test_table2_builds_only_what_it_needs(tmp_path):
     work = workdir_with(tmp_path, ROOT / "config" / "config.yaml")
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = assembled(ROOT / "config" / "config.yaml")
     proc = snakemake(work, "-n", "--cores", "2", "results/table2.csv")
     out = proc.stdout + proc.stderr
     counts = job_counts(out)
@@ -141,7 +148,7 @@ def test_table2_builds_only_what_it_needs(tmp_path):
 
 def test_claims_build_only_what_they_compare(tmp_path):
     work = workdir_with(tmp_path, ROOT / "config" / "config.yaml")
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = assembled(ROOT / "config" / "config.yaml")
     counts = dry_run(work, "results/claims.csv")
     trained = {(s, stage, f) for s, m, f in experiment.claims_cells(cfg)
                for stage in experiment.model_chain(cfg["models"], m)}
@@ -160,7 +167,7 @@ def test_claims_build_only_what_they_compare(tmp_path):
 
 @pytest.mark.parametrize("name", ["simulated.yaml", "rf_question.yaml"])
 def test_the_simulated_configs_plan_truth_and_claims_on_their_controls(tmp_path, name):
-    cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+    cfg = assembled(ROOT / "config" / name)
     work = workdir_with(tmp_path, ROOT / "config" / name)
     counts = dry_run(work, "results/groundtruth.csv", "results/claims.csv")
     assert counts["simulate_site"] == len(cfg["sites"])
@@ -171,13 +178,13 @@ def test_the_simulated_configs_plan_truth_and_claims_on_their_controls(tmp_path,
 
 
 def test_groundtruth_needs_simulated_sites_and_known_names(tmp_path):
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     cfg["sites"]["real"] = {"raw": "resources/real", "n_neurons": 3}
     cfg["groundtruth"]["sites"].append("real")
     proc = snakemake(workdir_with(tmp_path, cfg), "-n", check=False)
     assert proc.returncode != 0
     assert "groundtruth.sites: site 'real' has no ground truth" in proc.stdout + proc.stderr
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     cfg["claims"]["tests"][0]["sites"] = ["sim9"]
     proc = snakemake(workdir_with(tmp_path, cfg), "-n", check=False)
     assert proc.returncode != 0
@@ -201,7 +208,7 @@ def test_chunk_size_one_gives_one_job_per_neuron_and_chains_stages(tmp_path):
 
 
 def test_config_typo_fails_at_once_with_the_key(tmp_path):
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     cfg["training"]["epochz"] = 3
     work = workdir_with(tmp_path, cfg)
     proc = snakemake(work, "-n", check=False)
@@ -217,7 +224,7 @@ def test_config_typo_fails_at_once_with_the_key(tmp_path):
 ])
 def test_site_settings_are_checked_before_any_job(tmp_path, where, change, message):
     """Typos inside a site's ingest/simulate settings fail the dry run, not the first job."""
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     site = cfg["sites"]["sim1"]
     site[where] = {**(site.get(where) or {}), **change}
     work = workdir_with(tmp_path, cfg)
@@ -249,7 +256,7 @@ def test_a_corrupt_raw_file_is_reported_by_ingest_not_by_the_dag(tmp_path):
 
 
 def test_config_unknown_model_in_a_table_is_named(tmp_path):
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     cfg["experiments"]["table1"]["models"].append("no_such_model")
     work = workdir_with(tmp_path, cfg)
     proc = snakemake(work, "-n", check=False)
@@ -283,7 +290,7 @@ def _twice(path: Path, key: str, value: str) -> None:
      ("error: sites.M1S1: resources/M1S1/site.yaml: key 'repeats' is given twice, on line 2 "
      "and on line 4")),
     ("config key twice",
-     "error: config/config.yaml: key 'chunk_size' is given twice, on line 27 and on line"),
+     "error: config/config.yaml: key 'chunk_size' is given twice, on line "),
     ("overlay key twice",
      "overlay.yaml: key 'training' is given twice, on line 1 and on line 2"),  # made absolute
     ("device tpu", "error: training.device: got 'tpu', expected 'auto', 'cpu' or 'cuda[:N]'"),
@@ -292,7 +299,7 @@ def _twice(path: Path, key: str, value: str) -> None:
 def test_config_mistakes_end_the_dry_run_with_the_message_only(tmp_path, mistake, message):
     """Each mistake fails `snakemake -n` before any job, with its message and no traceback
     (no InputFunctionException around it, no frames of the plan)."""
-    cfg, extra = yaml.safe_load(TINY.read_text()), []
+    cfg, extra = assembled(TINY), []
     if mistake in ("misspelled raw folder", "raw file missing", "site.yaml key twice"):
         cfg = _with_raw_site(cfg, tmp_path, "resources/M1S_1"
                              if mistake == "misspelled raw folder" else "resources/M1S1")
@@ -372,7 +379,7 @@ def test_paper_config_dry_run_on_reference_layout(tmp_path):
     write_reference_site(tmp_path / "resources" / "M1S1", "m1s1", n_neurons=7, seed=1)
     write_reference_site(tmp_path / "resources" / "M2S1", "m2s1", n_neurons=5, seed=2)
     paper = ROOT / "config" / "paper.yaml"
-    cfg = yaml.safe_load(paper.read_text())
+    cfg = assembled(paper)
     assert cfg["training"]["epochs"] == 50 and cfg["training"]["batch_size"] == 50
     assert cfg["architectures"] == {}  # the paper's widths (c = 32 / 30)
     proc = snakemake(tmp_path, "-n", "--cores", "2", "--configfile", str(paper))
@@ -386,7 +393,7 @@ def test_paper_config_dry_run_on_reference_layout(tmp_path):
     # the cost projection plans exactly the workflow's training jobs (sacnn.experiment)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(tmp_path)
-        jobs = cost.training_jobs(cost.load_config(paper), {})
+        jobs = cost.training_jobs(load_config([paper]), {})
     assert sum(len(j.chunks) for j in jobs) == counts["train_chunk"]
     assert {(j.site, j.model) for j in jobs} >= {("M1S1", "ff_cnn"), ("M2S1", "rf_cnn_c30")}
     assert "resources/M1S1/train_img_m1s1.npy" in out
@@ -406,13 +413,15 @@ def test_reference_config_is_the_paper_matrix_with_the_released_codes_choices(tm
     switch reaches the job that owns it."""
     write_reference_site(tmp_path / "resources" / "M1S1", "m1s1", n_neurons=7, seed=1)
     write_reference_site(tmp_path / "resources" / "M2S1", "m2s1", n_neurons=5, seed=2)
-    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    paper = assembled(ROOT / "config" / "paper.yaml")
     ref_path = ROOT / "config" / "reference.yaml"
-    ref = yaml.safe_load(ref_path.read_text())
+    ref = assembled(ref_path)
     assert ref["training"] == {**paper["training"], "selection": "validation",
                                "frozen_mode": "train"}
     fc1 = ref["models"]["ff_sa_cnn_star_incr_fc1"]
     assert fc1 == {**paper["models"]["ff_sa_cnn_star_incr_fc1"], "combine_init": "random"}
+    assert {m: v for m, v in ref["models"].items() if m != "ff_sa_cnn_star_incr_fc1"} == {
+        m: v for m, v in paper["models"].items() if m != "ff_sa_cnn_star_incr_fc1"}
     assert {k: v for k, v in ref.items() if k not in ("training", "models", "sites")} == {
         k: v for k, v in paper.items() if k not in ("training", "models", "sites")}
     assert all(s["ingest"] == {"image_norm": "none"} for s in ref["sites"].values())
@@ -441,6 +450,7 @@ def tiny_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("tiny")
     repo = base / "repo"
     shutil.copytree(ROOT / "workflow", repo / "workflow")
+    shutil.copytree(ROOT / "config", repo / "config")  # the matrix, read beside workflow/
     shutil.copytree(ROOT / "src" / "sacnn", repo / "src" / "sacnn",
                     ignore=shutil.ignore_patterns("__pycache__"))
     work = workdir_with(base / "work", TINY)
@@ -454,7 +464,7 @@ def tiny_run(tmp_path_factory):
 
 def test_every_table_has_the_papers_rows_with_finite_numbers(tiny_run):
     tiny_run, _ = tiny_run
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     for table, rows in TABLE_ROWS.items():
         df = pd.read_csv(tiny_run / "results" / f"{table}.csv")
         assert list(df["model"]) == rows, table
@@ -494,7 +504,7 @@ def test_per_neuron_outputs_follow_the_contract(tiny_run):
         "peak_overlap", "feve", "cc_norm", "best_epoch", "n_val_images"]
     assert len(metrics) == 3 and metrics["pt_j"].between(0, 1).all()
     assert metrics["peak_overlap"].between(0, 1).all()
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     n_chunks = -(-cfg["sites"]["sim1"]["simulate"]["n_neurons"] // cfg["chunk_size"])
     with xr.open_dataset(d / "predictions.nc") as ds:
         assert ds.sizes["neuron"] == 3
@@ -510,7 +520,7 @@ def test_groundtruth_and_claims_follow_their_contracts(tiny_run):
     from sacnn.groundtruth import GROUNDTRUTH_COLUMNS, read_groundtruth
 
     tiny_run, _ = tiny_run
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     gt = read_groundtruth(tiny_run / "results" / "groundtruth.csv")
     assert list(gt.columns) == GROUNDTRUTH_COLUMNS
     gsites, gmodels = cfg["groundtruth"]["sites"], cfg["groundtruth"]["models"]
@@ -736,12 +746,11 @@ def test_a_partial_configfile_is_an_overlay_on_the_default(tmp_path):
 
 def test_a_complete_configfile_replaces_the_default(tmp_path):
     work = workdir_with(tmp_path, TINY)
-    cfg = yaml.safe_load(TINY.read_text())
+    cfg = assembled(TINY)
     del cfg["sites"]["sim1_off"]
     cfg["groundtruth"]["sites"] = ["sim1"]
-    cfg["claims"] = None
-    (tmp_path / "other.yaml").write_text(yaml.safe_dump(
-        {k: v for k, v in cfg.items() if v is not None}))
+    cfg["claims"] = None  # null: not part of this run (the matrix's claims left out)
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(work, "-n", "--cores", "2", "--configfile", "other.yaml")
     assert "sim1_off" not in proc.stdout + proc.stderr
 
@@ -773,13 +782,19 @@ def test_each_rules_code_param_digests_the_module_its_shell_runs():
                     "claims", "groundtruth-figure"}
 
 
-def test_the_schema_allows_exactly_the_registered_figures():
-    """One list of figures (sacnn.experiment.FIGURE_NAMES); the schema's pattern follows it."""
+def test_every_registered_figure_has_its_module_and_its_generated_notebook(tmp_path):
+    """The figure registry is the matrix's `figures` (config/matrix.yaml): each has its
+    plotting module, the schema's pattern takes it, and its notebook is the one
+    scripts/make_figure_notebooks.py writes from the registry (nothing else lists figures)."""
     schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
     patterns = schema["properties"]["figures"]["patternProperties"]
-    names = [f"fig{k}" for k in range(13)] + ["fig1a", "fig1b", "fig1c", "groundtruth"]
-    allowed = [n for n in names if any(re.fullmatch(p.strip("^$"), n) for p in patterns)]
-    assert allowed == sorted(FIGURES, key=names.index)
+    for name in [*FIGURES, "site", "example_neuron", "groundtruth"]:
+        taken = any(re.fullmatch(p.strip("^$"), name) for p in patterns)
+        assert taken == (name in FIGURES), name
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "make_figure_notebooks.py"),
+                           "--out", str(tmp_path)], capture_output=True, text=True, check=True)
+    assert f"wrote {len(FIGURES)} notebooks" in proc.stdout
     for fig in FIGURES:
-        assert (ROOT / "workflow" / "notebooks" / f"{fig}.ipynb").exists()
         assert (ROOT / "src" / "sacnn" / "plots" / f"{fig}.py").exists()
+        committed = ROOT / "workflow" / "notebooks" / f"{fig}.ipynb"
+        assert committed.read_bytes() == (tmp_path / f"{fig}.ipynb").read_bytes(), fig

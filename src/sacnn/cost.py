@@ -35,15 +35,16 @@ import numpy as np
 import yaml
 
 from sacnn import experiment, plan
+from sacnn.config_checks import WorkflowConfigError
 from sacnn.data.options import IngestOptions
 from sacnn.data.preprocess import fraction_count, holdout_from_rank
 from sacnn.data.raw import SiteShape
 from sacnn.data.validate import DataValidationError
 from sacnn.models import get_architecture
 from sacnn.models.cost import training_flops, training_memory_bytes
-from sacnn.yamlfile import DuplicateKeyError, load_yaml
+from sacnn.workflow_config import load_config
+from sacnn.yamlfile import DuplicateKeyError
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 PAPER_VAL_IMAGES = 1000
 #: Total memory (GiB, nvidia-smi) of the cards measured so far, for files without the field.
 CARD_MEMORY_GIB = {"H200": 143771 / 1024, "H100": 81559 / 1024}
@@ -67,20 +68,6 @@ class Job:
     fit_images: int
     eval_images: int
     epochs: int
-
-
-def load_config(path: Path, schema: Path = SCHEMA) -> dict[str, Any]:
-    """A workflow config with the schema's defaults filled in, as the workflow sees it."""
-    from snakemake.utils import validate  # the workflow's own validation and defaults
-
-    try:
-        config = load_yaml(path) or {}
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CostError(f"{path}: not a readable YAML file ({exc})") from None
-    except DuplicateKeyError as exc:
-        raise CostError(str(exc)) from None
-    validate(config, str(schema), set_default=True)
-    return config
 
 
 def site_size(config: Mapping[str, Any], site: str,
@@ -286,14 +273,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.cost") -> i
     p.add_argument("--json", type=Path, help="write the per-cell rows here")
     args = p.parse_args(argv)
     try:
-        config = load_config(args.configfile)
+        config = load_config([args.configfile])
         throughput = Throughput.read(args.throughput, args.variant)
         card = args.gpu_memory_gib or throughput.card_memory_gib()
         sites = dict(args.site)
         rows = project(training_jobs(config, sites, args.chunk_size), config, throughput, card)
         without = training_jobs(without_section(config, SECTION_A2)[0], sites, args.chunk_size)
-    except (CostError, experiment.ExperimentConfigError, OSError) as err:
+    except (CostError, experiment.ExperimentConfigError, WorkflowConfigError, DuplicateKeyError,
+            OSError) as err:
         raise SystemExit(f"{p.prog}: error: {err}") from err
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise SystemExit(f"{p.prog}: error: {args.configfile}: not a readable YAML file "
+                         f"({err})") from err
     except Exception as err:  # snakemake's validation error names the config key
         if type(err).__name__ == "WorkflowError":
             raise SystemExit(f"{p.prog}: error: {args.configfile}: {err}") from err

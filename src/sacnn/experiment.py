@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any
 
 TABLES = ("table1", "table2", "table3", "tableA")
-FIGURE_NAMES = ("fig1b", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig9",
-                "fig10")
+#: Keys of the ``figures`` section that are settings of every figure, not figures.
+FIGURE_SETTINGS = ("site", "example_neuron")
 
 Cell = tuple[str, str, str]  # (site, model, fraction such as "f100")
 NO_SURROUND = "none"
@@ -57,8 +57,10 @@ def figure_site(config: Mapping[str, Any]) -> str:
 
 
 def figures(config: Mapping[str, Any]) -> list[str]:
-    """The paper figures the config asks for, in the paper's order."""
-    return [f for f in FIGURE_NAMES if f in (config.get("figures") or {})]
+    """The figures the config asks for, in its order (the matrix's: the paper's): every key
+    of ``figures`` but the settings of all of them. The figure registry is that section of
+    config/matrix.yaml; a figure is its line there, ``sacnn.plots.<fig>`` and its notebook."""
+    return [f for f in (config.get("figures") or {}) if f not in FIGURE_SETTINGS]
 
 
 def figure_sites(config: Mapping[str, Any], fig: str) -> list[str]:

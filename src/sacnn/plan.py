@@ -11,6 +11,7 @@ fast. The JSON handed to tables and figures is typed once here (:class:`TableSpe
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -534,6 +535,12 @@ class WorkflowPlan:
                 if s not in self.sites:
                     raise WorkflowConfigError(
                         f"{name}: unknown site {s!r}; known {sorted(self.sites)}")
+        for fig in self.figures:  # a figure: its entry, its module and its notebook
+            if importlib.util.find_spec(f"sacnn.plots.{fig}") is None:
+                raise WorkflowConfigError(
+                    f"figures.{fig}: no plotting module sacnn.plots.{fig} (src/sacnn/plots/"
+                    f"{fig}.py with make(inputs, params)); a figure is its entry in "
+                    "config/matrix.yaml, that module and its notebook")
         if self.figure_site not in self.sites:
             raise WorkflowConfigError(
                 f"figures.site: unknown site {self.figure_site!r}; known {sorted(self.sites)}")

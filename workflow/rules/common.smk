@@ -1,14 +1,14 @@
 # Input functions and target lists: one-line calls into sacnn.plan.WorkflowPlan, which
-# derives every path and hand-off from the (validated) config. The experiment matrix lives
-# in config["experiments"] and config["figures"]; adding a site, a model or an architecture
-# is a config change.
+# derives every path and hand-off from the (validated) config: the experiment matrix
+# (config/matrix.yaml) laid under the scale config. Adding a site, a model, an architecture,
+# a table's or a figure's entry is a config change.
 
 import json
 import shlex
 import sys
 from pathlib import Path
 
-from sacnn.experiment import FIGURE_NAMES, ExperimentConfigError, fraction_value
+from sacnn.experiment import ExperimentConfigError, figures, fraction_value
 from sacnn.plan import (
     WorkflowConfigError,
     WorkflowPlan,
@@ -26,7 +26,8 @@ shell.prefix(f'export PATH={shlex.quote(str(Path(sys.executable).parent))}:"$PAT
 # a param: the checkout's location is no reason to rerun (the figure's `code` param carries
 # the notebook's content).
 NOTEBOOKS = {
-    fig: str(workflow.source_path(f"../notebooks/{fig}.ipynb")) for fig in FIGURE_NAMES
+    fig: str(workflow.source_path(f"../notebooks/{fig}.ipynb"))
+    for fig in figures(config)
 }
 
 # The plan checks the config as a whole (names, settings, raw sites: sacnn.config_checks)
@@ -38,6 +39,7 @@ except (WorkflowConfigError, ExperimentConfigError) as err:
 SITES = PLAN.sites
 MODELS = PLAN.models
 TABLES = PLAN.tables
+FIGURES = PLAN.figures
 GROUNDTRUTH_SITES = PLAN.groundtruth_sites
 
 

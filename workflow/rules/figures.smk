@@ -16,13 +16,13 @@ rule figure:
             "results/figures/{fig}.pdf",
             caption="../report/figure.rst",
             category="Figures",
-            labels=lambda wildcards: report_labels(wildcards.fig, "pdf"),
+            labels=lambda wildcards: report_labels(wildcards.fig, "pdf", FIGURES),
         ),
         png=report(
             "results/figures/{fig}.png",
             caption="../report/figure.rst",
             category="Figures",
-            labels=lambda wildcards: report_labels(wildcards.fig, "png"),
+            labels=lambda wildcards: report_labels(wildcards.fig, "png", FIGURES),
         ),
         notebook="results/notebooks/{fig}.ipynb",
     log:
