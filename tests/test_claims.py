@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from sacnn import claim_stats, experiment, plan
+from sacnn import claim_stats, experiment, handoffs, plan
 from sacnn.claims import (
     CLAIM_COLUMNS,
     MARGIN_KEYS,
@@ -480,7 +480,7 @@ def test_the_schemas_defaults_reach_evaluate(demo):
     for test in raw["claims"]["tests"]:
         test.pop("scale", None)
     spec = plan.WorkflowPlan(validated(raw)).claims_spec()
-    assert set(plan.CLAIMS_SETTINGS) == set(Settings.__dataclass_fields__)
+    assert set(handoffs.CLAIMS_SETTINGS) == set(Settings.__dataclass_fields__)
     claims_schema = SCHEMA["properties"]["claims"]["properties"]
     margins = claims_schema["margins"]["properties"]
     assert tuple(margins) == MARGIN_KEYS

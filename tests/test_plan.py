@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sacnn import cost, experiment, plan, provenance
+from sacnn import cost, experiment, handoffs, paths, plan, provenance
 from sacnn.workflow_config import MATRIX, coerce_overrides, is_complete, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +40,8 @@ def test_table_spec_is_the_typed_handoff_with_every_metrics_file(config):
     p = plan.WorkflowPlan(config, NOTEBOOKS)
     for table in p.tables:
         spec = p.table_spec(table)
-        assert set(typing.get_type_hints(plan.TableSpec)) <= set(spec)
-        files = plan.flatten_paths(spec["metrics"])
+        assert set(typing.get_type_hints(handoffs.TableSpec)) <= set(spec)
+        files = paths.flatten_paths(spec["metrics"])
         assert sorted(files) == sorted(set(p.table_inputs(table)))
         assert all(f.endswith("/metrics.csv") for f in files)
 
@@ -50,9 +50,9 @@ def test_figure_handoffs_have_their_typed_keys_and_name_only_rule_inputs(config)
     p = plan.WorkflowPlan(config, NOTEBOOKS)
     for fig in p.figures:
         inputs = p.figure_inputs(fig)
-        assert set(inputs) == set(typing.get_type_hints(plan.FigureInputs))
+        assert set(inputs) == set(typing.get_type_hints(handoffs.FigureInputs))
         params = p.figure_params(fig)
-        assert set(typing.get_type_hints(plan.FigureParams)) <= set(params)
+        assert set(typing.get_type_hints(handoffs.FigureParams)) <= set(params)
         assert params["stages"].keys() == set(params["models"])
 
 
@@ -219,7 +219,7 @@ def test_the_default_target_lists_every_intermediate_file(config):
         assert set(p.chunk_files(s, m, f, "predictions.nc")) <= files
         assert set(p.chunk_files(s, m, f, "weights.pt")) <= files
     for s, m, f in p.all_cells():
-        assert {plan.metrics_file(s, m, f), f"{plan.model_dir(s, m, f)}/predictions.nc"} <= files
+        assert {paths.metrics_file(s, m, f), f"{paths.model_dir(s, m, f)}/predictions.nc"} <= files
     assert {"results/sim1/dataset.nc", "resources/sim1/truth_sim1.nc",
             "resources/sim1/trainRsp_sim1.npy", "results/sim1_off/groundtruth.csv"} <= files
     # nothing that no rule makes: a stage used only to start another has no metrics
@@ -227,7 +227,7 @@ def test_the_default_target_lists_every_intermediate_file(config):
     config["figures"]["fig3"]["models"].remove("rf_cnn_c30")
     files = set(plan.WorkflowPlan(config, NOTEBOOKS).intermediate_files())
     assert "results/sim1/models/rf_cnn_c30/f100/chunk0/weights.pt" in files
-    assert plan.metrics_file("sim1", "rf_cnn_c30", "f100") not in files
+    assert paths.metrics_file("sim1", "rf_cnn_c30", "f100") not in files
 
 
 def test_an_unknown_figure_has_no_notebook(config):
@@ -237,10 +237,10 @@ def test_an_unknown_figure_has_no_notebook(config):
 
 
 def test_wildcard_alternatives_match_whole_names_only():
-    pattern = plan.wildcard_alternatives(["rf_cnn", "rf_cnn_c30"])
+    pattern = paths.wildcard_alternatives(["rf_cnn", "rf_cnn_c30"])
     assert re.fullmatch(pattern, "rf_cnn_c30") and re.fullmatch(pattern, "rf_cnn")
     assert not re.fullmatch(pattern, "rf_cnn_c3")
-    assert not re.fullmatch(plan.wildcard_alternatives([]), "")
+    assert not re.fullmatch(paths.wildcard_alternatives([]), "")
 
 
 # ------------------------------------------------------------------ config overlays

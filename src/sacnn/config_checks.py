@@ -5,18 +5,27 @@ checks here need the code, and go through the typed settings that own each contr
 (``TrainConfig``, ``ArchitectureSpec``, ``ModelSpec``), so no value is declared twice: every
 model a table, figure, ground truth or claim names exists (``experiments.table1.models[2]:
 unknown model ...``), every data fraction is ``f1`` ... ``f100``, the training settings and
-every architecture build, and each stage can load and freeze what it names.
-:class:`sacnn.plan.WorkflowPlan` runs them when it is built, so ``snakemake -n`` fails before
-any job. Pure config logic: no torch, no data files.
+every architecture build, and each stage can load and freeze what it names, the sites each
+part names, the figures' modules and a raw site's files. :class:`sacnn.plan.WorkflowPlan`
+runs them when it is built (:func:`check_config`), so ``snakemake -n`` fails before any job.
+No torch; of the data, only a raw site's folder, file names and ``site.yaml``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from sacnn import experiment
+from sacnn.data.options import IngestOptions, resolve_options
+from sacnn.data.raw import require_site_files
+from sacnn.data.validate import DataValidationError
 from sacnn.models.specs import SpecError, get_architecture
+from sacnn.paths import site_file_stem, site_raw_dir
+from sacnn.settings import SettingError
+from sacnn.simulate.config import SiteConfig
 from sacnn.training.config import ModelSpec, TrainConfig, TrainingConfigError, check_stage
 
 
@@ -107,3 +116,92 @@ def check_settings(config: Mapping[str, Any], models: Mapping[str, Any]) -> None
             text = str(exc)
             raise WorkflowConfigError(
                 text if text.startswith("models.") else f"models.{model}: {text}") from None
+
+
+def check_sites(config: Mapping[str, Any]) -> None:
+    """The settings each site's first job (simulate, ingest) would reject."""
+    for site, cfg in config["sites"].items():
+        try:
+            IngestOptions.from_dict(cfg.get("ingest") or {}, where=f"sites.{site}.ingest")
+            if "simulate" in cfg:
+                SiteConfig.from_dict(cfg["simulate"], where=f"sites.{site}.simulate")
+        except ValueError as exc:
+            raise WorkflowConfigError(str(exc)) from None
+
+
+def check_models(config: Mapping[str, Any], models: Mapping[str, Any]) -> None:
+    """Every model's chain, stage, architecture and chunk size (``models``: the config's and
+    the claims' extra seeds), then the settings through their typed owners."""
+    architectures = config.get("architectures") or {}
+    for model in models:
+        try:
+            experiment.model_chain(models, model)
+            ModelSpec.from_dict(model, models[model])
+            get_architecture(models[model]["architecture"], architectures)
+        except ValueError as exc:
+            text = str(exc)
+            raise WorkflowConfigError(
+                text if text.startswith("models.") else f"models.{model}: {text}") from None
+    try:
+        for model in models:
+            experiment.model_chunk_size(config, model)
+    except experiment.ExperimentConfigError as exc:
+        raise WorkflowConfigError(str(exc)) from None
+    check_settings(config, models)
+
+
+def check_site_names(config: Mapping[str, Any]) -> None:
+    """Every site a table, figure, the ground truth or a claim names; ground truth only on
+    simulated sites."""
+    sites = config["sites"]
+    experiments, figures = config.get("experiments") or {}, config.get("figures") or {}
+    groundtruth, claims = config.get("groundtruth") or {}, config.get("claims") or {}
+    where = [(f"experiments.{t}", experiments[t]) for t in experiment.tables(config)]
+    where += [(f"figures.{f}", figures[f]) for f in experiment.figures(config)]
+    where += [("groundtruth.sites", {"sites": groundtruth.get("sites")})]
+    where += [("claims.sites", {"sites": [*experiment.claims_sites(config),
+                                          *(claims.get("sites") or [])]})]
+    where += [("figures.site", {"sites": [experiment.figure_site(config)]})]
+    for name, spec in where:
+        for s in spec.get("sites") or []:
+            if s not in sites:
+                raise WorkflowConfigError(f"{name}: unknown site {s!r}; known {sorted(sites)}")
+    for s in groundtruth.get("sites") or []:
+        if "simulate" not in sites[s]:
+            raise WorkflowConfigError(
+                f"groundtruth.sites: site {s!r} has no ground truth (only a simulated "
+                "site, one with `simulate:`, has one); list it under claims instead")
+
+
+def check_figures(config: Mapping[str, Any]) -> None:
+    """A figure is its entry, its plotting module and its notebook: the module is checked."""
+    for fig in experiment.figures(config):
+        if importlib.util.find_spec(f"sacnn.plots.{fig}") is None:
+            raise WorkflowConfigError(
+                f"figures.{fig}: no plotting module sacnn.plots.{fig} (src/sacnn/plots/"
+                f"{fig}.py with make(inputs, params)); a figure is its entry in "
+                "config/matrix.yaml, that module and its notebook")
+
+
+def check_config(config: Mapping[str, Any], models: Mapping[str, Any]) -> None:
+    """Everything Snakemake's start checks of a config beyond the schema (but a raw site's
+    files: :func:`check_raw_site`), in the order a user reads a config."""
+    check_sites(config)
+    check_models(config, models)
+    check_site_names(config)
+    check_figures(config)
+
+
+def check_raw_site(site_config: Mapping[str, Any], site: str) -> bool:
+    """A raw site's folder, files, ``site.yaml`` and options, when Snakemake starts (the
+    ingest job reads the data). Whether its files are there: without the folder only
+    ``n_neurons`` plans it."""
+    folder = Path(site_raw_dir(site_config, site))
+    if "n_neurons" in site_config and not folder.exists():
+        return False
+    try:
+        opts = resolve_options(folder, site_config.get("ingest") or {})
+        require_site_files(folder, site_file_stem(site_config, site), opts.layout)
+    except (DataValidationError, SettingError) as exc:
+        raise WorkflowConfigError(f"sites.{site}: {exc}") from None
+    return True

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sacnn import experiment, plan
+from sacnn import experiment, paths
 from sacnn.config_checks import WorkflowConfigError
 from sacnn.data.options import IngestOptions
 from sacnn.data.preprocess import fraction_count, holdout_from_rank
@@ -73,13 +73,13 @@ class Job:
 def site_size(config: Mapping[str, Any], site: str,
               overrides: Mapping[str, SiteShape]) -> SiteShape:
     """A site's size: given on the command line, else as the plan counts it
-    (``sacnn.plan.site_size``); validation images the files do not show are the paper's."""
+    (``sacnn.paths.site_size``); validation images the files do not show are the paper's."""
     if site in overrides:
         return overrides[site]
     hint = f"give the site's size with --site {site}=NEURONS:TRAIN_IMAGES[:VAL_IMAGES]"
     try:
-        size = plan.site_size(config["sites"][site], site)
-    except plan.NoRawData as exc:
+        size = paths.site_size(config["sites"][site], site)
+    except paths.NoRawData as exc:
         raise CostError(f"{exc}; {hint}") from None
     except DataValidationError as exc:
         kind = ".npy" if exc.file.endswith(".npy") else "NetCDF"

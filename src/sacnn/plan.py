@@ -1,141 +1,47 @@
 """The workflow's plan: which files every job reads and writes, and what it is handed.
 
 ``workflow/rules/*.smk`` only wire paths: each input function and param is a one-line call
-into a :class:`WorkflowPlan` built from the validated config. Everything here is pure config
-and path logic (no torch, no xarray, no data read except the raw files' headers for a
-site's neuron count), so the plan is unit-tested without Snakemake and the workflow parses
-fast. The JSON handed to tables and figures is typed once here (:class:`TableSpec`,
-:class:`FigureInputs`, :class:`FigureParams`) and read by ``sacnn.tables`` and
-``sacnn.plots``.
+(through ``workflow/rules/common.smk``) into a :class:`WorkflowPlan` built from the
+validated config. Everything here is pure config and path logic (no torch, no xarray, no
+data read except the raw files' headers for a site's neuron count), so the plan is
+unit-tested without Snakemake and the workflow parses fast. Its parts: where files are
+(``sacnn.paths``), the JSON handed to tables and figures, typed once (``sacnn.handoffs``),
+and the checks of the config as a whole that run when it is built (``sacnn.config_checks``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import re
 import shlex
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from sacnn import experiment
 from sacnn.cli import COMMANDS
-from sacnn.config_checks import WorkflowConfigError, check_references, check_settings
-from sacnn.data.options import IngestOptions, resolve_options
-from sacnn.data.raw import SiteShape, require_site_files, site_shape
+from sacnn.config_checks import (
+    WorkflowConfigError,
+    check_config,
+    check_raw_site,
+    check_references,
+)
 from sacnn.data.validate import DataValidationError
+from sacnn.handoffs import CLAIMS_SETTINGS, FigureInputs, FigureParams, TableSpec
 from sacnn.models.specs import get_architecture
+from sacnn.paths import (
+    RAW_OPTIONAL,
+    RAW_REFERENCE,
+    NoRawData,
+    flatten_paths,
+    metrics_file,
+    model_dir,
+    site_file_stem,
+    site_raw_dir,
+    site_size,
+)
 from sacnn.provenance import code_digest
-from sacnn.settings import SettingError
-from sacnn.simulate.config import SiteConfig
 from sacnn.training.config import ModelSpec
-
-# WorkflowConfigError (imported above, raised here) lives in sacnn.config_checks.
-
-
-# ------------------------------------------------------------------ hand-off contracts
-
-
-class TableSpec(TypedDict, total=False):
-    """``python -m sacnn.tables table --spec``: the table's config entry plus these keys."""
-
-    table: str
-    labels: dict[str, str]                           # model -> printed label
-    metrics: dict[str, dict[str, dict[str, str]]]    # site -> model -> fraction -> metrics.csv
-    provenance: dict[str, Any]
-
-
-class FigureInputs(TypedDict):
-    """A figure notebook's ``inputs_json``: every file it reads (all of them rule inputs)."""
-
-    datasets: dict[str, str]                         # site -> dataset.nc
-    predictions: dict[str, dict[str, str]]           # site -> model -> predictions.nc
-    metrics: dict[str, dict[str, str]]               # site -> model -> metrics.csv
-    weights: dict[str, dict[str, list[str]]]         # site -> model -> chunk weights.pt
-
-
-class FigureParams(TypedDict, total=False):
-    """A figure notebook's ``params_json``: these keys plus the figure's own config keys."""
-
-    site: str
-    sites: list[str]
-    models: list[str]
-    labels: dict[str, str]
-    architectures: dict[str, dict[str, Any]]
-    stages: dict[str, dict[str, Any]]                # model -> init_from / load / freeze
-    fraction: str
-    example_neuron: dict[str, Any]
-
-
-# ------------------------------------------------------------------------------ paths
-
-RAW_REFERENCE = ("train_img_{}.npy", "trainRsp_{}.npy", "val_img_{}.npy", "valRsp_{}.npy")
-RAW_OPTIONAL = ("train_ids_{}.npy", "val_ids_{}.npy", "neuron_ids_{}.npy", "site.yaml")
-
-def wildcard_alternatives(names: Iterable[str]) -> str:
-    """A wildcard regex matching exactly one of ``names`` (and nothing when empty)."""
-    names = sorted(names, key=len, reverse=True)
-    return "|".join(re.escape(n) for n in names) if names else "(?!)"
-
-
-def model_dir(site: str, model: str, fraction: str) -> str:
-    return f"results/{site}/models/{model}/{fraction}"
-
-
-def metrics_file(site: str, model: str, fraction: str) -> str:
-    return f"{model_dir(site, model, fraction)}/metrics.csv"
-
-
-def site_file_stem(site_config: Mapping[str, Any], site: str) -> str:
-    """A site's name inside its raw file names: ``file_stem``, else the site key in lower
-    case; a simulated site's files carry the key itself."""
-    if "simulate" in site_config:
-        return site
-    return site_config.get("file_stem", site.lower())
-
-
-def site_raw_dir(site_config: Mapping[str, Any], site: str) -> str:
-    """The folder of a site's raw files: ``resources/<site>`` for a simulated site."""
-    return f"resources/{site}" if "simulate" in site_config else site_config["raw"]
-
-
-class NoRawData(WorkflowConfigError):
-    """A raw site whose folder has neither the reference layout's responses nor a NetCDF."""
-
-
-def site_size(site_config: Mapping[str, Any], site: str) -> SiteShape:
-    """A site's neurons and images before ingest, the one count the plan's chunks and the
-    cost projection share: a simulated site's settings, else the raw files' headers
-    (``sacnn.data.raw.site_shape``, nothing loaded), with ``n_neurons`` of the config
-    replacing the neuron count. Raises :class:`NoRawData`, or ``DataValidationError`` for
-    a file the headers cannot be read from."""
-    if "simulate" in site_config:
-        sim = SiteConfig.from_dict(site_config["simulate"], where=f"sites.{site}.simulate")
-        return SiteShape(sim.n_neurons, sim.n_train, sim.n_val)
-    folder = Path(site_raw_dir(site_config, site))
-    files = site_file_stem(site_config, site)
-    if not (folder / f"trainRsp_{files}.npy").exists() and not (folder / f"{files}.nc").exists():
-        raise NoRawData(f"sites.{site}: no raw data found in {folder}: expected "
-                        f"trainRsp_{files}.npy ... (reference layout) or {files}.nc")
-    shape = site_shape(folder, files)
-    return SiteShape(int(site_config.get("n_neurons", shape.neurons)), shape.train_images,
-                     shape.val_images)
-
-
-def flatten_paths(obj: Any) -> list[str]:
-    """Every string in a nest of dicts and lists (the files a JSON hand-off names)."""
-    if isinstance(obj, Mapping):
-        return [p for v in obj.values() for p in flatten_paths(v)]
-    if isinstance(obj, list | tuple):
-        return [p for v in obj for p in flatten_paths(v)]
-    return [obj]
-
-
-CLAIMS_SETTINGS = ("bootstrap", "confidence", "alpha", "seed", "interval", "adjust",
-                   "permutations", "margins")
-"""Keys of the config's ``claims`` section passed to ``python -m sacnn.claims`` as they are."""
 
 
 class WorkflowPlan:
@@ -164,7 +70,10 @@ class WorkflowPlan:
         self.notebooks = dict(notebooks or {})
         self._neurons: dict[str, int] = {}
         self._chunk_sizes: dict[str, int] = {}
-        self.check()
+        check_config(config, self.models)  # the config as a whole, naming the key
+        for s in dict.fromkeys(s for s, _, _ in experiment.trained_cells(config)):
+            if not self.is_simulated(s) and check_raw_site(self.sites[s], s):
+                self.site_n_neurons(s)  # the training chunks, planned now
 
     # -------------------------------------------------------------------------- sites
 
@@ -232,6 +141,10 @@ class WorkflowPlan:
         """The chunk indices of ``model`` at ``site`` (balanced: experiment.chunk_bounds)."""
         return list(range(experiment.n_chunks(self.site_n_neurons(site),
                                               self.chunk_size(model))))
+
+    def train_resources(self) -> dict[str, int]:
+        """threads, mem_mb, runtime (minutes) and gpu of every training job."""
+        return dict(self.config["resources"]["train"])
 
     def simulate_args(self, site: str) -> str:
         cfg = self.sites[site]["simulate"]
@@ -500,68 +413,3 @@ class WorkflowPlan:
               for name in ("predictions.nc", "metrics.csv")),
             *(f"results/{s}/groundtruth.csv" for s in self.groundtruth_sites),
         ]
-
-    def check(self) -> None:
-        """Cross-checks the schema cannot express; fail before any job, naming the key."""
-        for site, cfg in self.sites.items():  # the settings each site's first job rejects
-            try:
-                IngestOptions.from_dict(cfg.get("ingest") or {}, where=f"sites.{site}.ingest")
-                if self.is_simulated(site):
-                    SiteConfig.from_dict(cfg["simulate"], where=f"sites.{site}.simulate")
-            except ValueError as exc:
-                raise WorkflowConfigError(str(exc)) from None
-        for model in self.models:
-            try:
-                self.model_chain(model)
-                self.model_stage(model)
-                self.model_architecture(model)
-            except ValueError as exc:
-                text = str(exc)
-                raise WorkflowConfigError(
-                    text if text.startswith("models.") else f"models.{model}: {text}") from None
-        try:
-            for model in self.models:
-                self.chunk_size(model)
-        except experiment.ExperimentConfigError as exc:
-            raise WorkflowConfigError(str(exc)) from None
-        check_settings(self.config, self.models)
-        where = [(f"experiments.{t}", self.experiments[t]) for t in self.tables]
-        where += [(f"figures.{f}", self.figures_cfg[f]) for f in self.figures]
-        where += [("groundtruth.sites", {"sites": self.groundtruth_sites})]
-        where += [("claims.sites", {"sites": [*experiment.claims_sites(self.config),
-                                              *(self.claims.get("sites") or [])]})]
-        for name, spec in where:
-            for s in spec.get("sites") or []:
-                if s not in self.sites:
-                    raise WorkflowConfigError(
-                        f"{name}: unknown site {s!r}; known {sorted(self.sites)}")
-        for fig in self.figures:  # a figure: its entry, its module and its notebook
-            if importlib.util.find_spec(f"sacnn.plots.{fig}") is None:
-                raise WorkflowConfigError(
-                    f"figures.{fig}: no plotting module sacnn.plots.{fig} (src/sacnn/plots/"
-                    f"{fig}.py with make(inputs, params)); a figure is its entry in "
-                    "config/matrix.yaml, that module and its notebook")
-        if self.figure_site not in self.sites:
-            raise WorkflowConfigError(
-                f"figures.site: unknown site {self.figure_site!r}; known {sorted(self.sites)}")
-        for s in self.groundtruth_sites:
-            if not self.is_simulated(s):
-                raise WorkflowConfigError(
-                    f"groundtruth.sites: site {s!r} has no ground truth (only a simulated "
-                    "site, one with `simulate:`, has one); list it under claims instead")
-        for s in dict.fromkeys(s for s, _, _ in experiment.trained_cells(self.config)):
-            if not self.is_simulated(s):
-                self.check_raw_site(s)
-
-    def check_raw_site(self, site: str) -> None:
-        """A raw site's folder, files, ``site.yaml`` and options, when Snakemake starts (the
-        ingest job reads the data). Without the folder only ``n_neurons`` plans it."""
-        cfg, folder = self.sites[site], Path(self.site_raw_dir(site))
-        if "n_neurons" in cfg and not folder.exists():
-            return
-        try:
-            opts = resolve_options(folder, cfg.get("ingest") or {})
-            require_site_files(folder, self.site_files(site), opts.layout)
-            self.site_n_neurons(site)  # the training chunks, planned now
-        except (DataValidationError, SettingError) as exc:
-            raise WorkflowConfigError(f"sites.{site}: {exc}") from None

@@ -60,7 +60,7 @@ from sacnn.metrics import peak_reach, summarize
 from sacnn.provenance import code_version
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
-    from sacnn.plan import TableSpec
+    from sacnn.handoffs import TableSpec
 
 STATS = ("corr", "corr_sem", "delta_pct", "delta_pct_neuron", "pt_j", "pt_s", "peak_overlap",
          "n", "n_undefined", "pt_k", "pt_j_hits", "pt_s_hits", "peak_overlap_hits",

@@ -1,7 +1,9 @@
 # Input functions and target lists: one-line calls into sacnn.plan.WorkflowPlan, which
 # derives every path and hand-off from the (validated) config: the experiment matrix
 # (config/matrix.yaml) laid under the scale config. Adding a site, a model, an architecture,
-# a table's or a figure's entry is a config change.
+# a table's or a figure's entry is a config change. The rules are wired one way: every
+# input, param and label is a function below or a value of PLAN (its names, its code
+# digests, the training jobs' resources); no rule reads `config` or holds a lambda.
 
 import json
 import shlex
@@ -9,12 +11,10 @@ import sys
 from pathlib import Path
 
 from sacnn.experiment import ExperimentConfigError, figures, fraction_value
-from sacnn.plan import (
-    WorkflowConfigError,
-    WorkflowPlan,
-    flatten_paths,
-    wildcard_alternatives,
-)
+from sacnn.plots import report_labels
+from sacnn.config_checks import WorkflowConfigError
+from sacnn.paths import flatten_paths, wildcard_alternatives
+from sacnn.plan import WorkflowPlan
 
 # Every step runs `python -m sacnn...` with the interpreter that runs Snakemake: the Makefile
 # calls .venv/bin/snakemake without activating the venv, so its bin/ goes first on PATH. (Not
@@ -40,6 +40,7 @@ SITES = PLAN.sites
 MODELS = PLAN.models
 TABLES = PLAN.tables
 FIGURES = PLAN.figures
+TRAIN_RESOURCES = PLAN.train_resources()
 GROUNDTRUTH_SITES = PLAN.groundtruth_sites
 
 
@@ -52,6 +53,26 @@ def as_json(obj):
 
 def raw_inputs(wildcards):
     return PLAN.raw_inputs(wildcards.site)
+
+
+def site_raw_dir(wildcards):
+    return PLAN.site_raw_dir(wildcards.site)
+
+
+def site_files(wildcards):
+    return PLAN.site_files(wildcards.site)
+
+
+def model_label(wildcards):
+    return PLAN.model_label(wildcards.model)
+
+
+def model_chunk_size(wildcards):
+    return PLAN.chunk_size(wildcards.model)
+
+
+def fraction_share(wildcards):
+    return fraction_value(wildcards.fraction)
 
 
 def init_weights(wildcards):
@@ -112,6 +133,19 @@ def notebook_path(wildcards):
     """The figure's notebook as a Path: Snakemake leaves values it cannot serialise out of
     the params it compares, so the checkout's location does not rerun the figure."""
     return Path(PLAN.notebook(wildcards.fig))
+
+
+def figure_code(wildcards):
+    return PLAN.figure_code(wildcards.fig)
+
+
+# the report lists fig1b, fig2, ..., fig10 in the matrix's (the paper's) order
+def figure_labels_pdf(wildcards):
+    return report_labels(wildcards.fig, "pdf", FIGURES)
+
+
+def figure_labels_png(wildcards):
+    return report_labels(wildcards.fig, "png", FIGURES)
 
 
 def figure_inputs_json(wildcards):

@@ -34,8 +34,8 @@ rule ingest_site:
     conda:
         "../envs/sacnn.yaml"
     params:
-        raw=lambda wildcards: PLAN.site_raw_dir(wildcards.site),
-        files=lambda wildcards: PLAN.site_files(wildcards.site),
+        raw=site_raw_dir,
+        files=site_files,
         options=ingest_options,
         code=PLAN.code("ingest"),
     shell:

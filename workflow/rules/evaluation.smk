@@ -14,7 +14,7 @@ rule evaluate_model:
     conda:
         "../envs/sacnn.yaml"
     params:
-        label=lambda wildcards: PLAN.model_label(wildcards.model),
+        label=model_label,
         code=PLAN.code("evaluate"),
     shell:
         "python -m sacnn.evaluation --dataset {input.dataset:q} --site {wildcards.site}"

@@ -4,9 +4,6 @@
 # figure's code rebuilds that figure only, and shared code (plots/_*.py, sacnn.analysis)
 # every figure that uses it.
 
-# report_labels: the report lists fig1b, fig2, ..., fig10 in the paper's order
-from sacnn.plots import report_labels
-
 
 rule figure:
     input:
@@ -16,13 +13,13 @@ rule figure:
             "results/figures/{fig}.pdf",
             caption="../report/figure.rst",
             category="Figures",
-            labels=lambda wildcards: report_labels(wildcards.fig, "pdf", FIGURES),
+            labels=figure_labels_pdf,
         ),
         png=report(
             "results/figures/{fig}.png",
             caption="../report/figure.rst",
             category="Figures",
-            labels=lambda wildcards: report_labels(wildcards.fig, "png", FIGURES),
+            labels=figure_labels_png,
         ),
         notebook="results/notebooks/{fig}.ipynb",
     log:
@@ -33,7 +30,7 @@ rule figure:
     params:
         inputs=figure_inputs_json,
         settings=figure_params_json,
-        code=lambda wildcards: PLAN.figure_code(wildcards.fig),
+        code=figure_code,
         notebook=notebook_path,
     shell:
         "python -m papermill {params.notebook:q} {output.notebook:q} --cwd . --log-output"

@@ -16,16 +16,16 @@ rule train_chunk:
         "results/benchmarks/train/{site}/{model}/{fraction}/chunk{chunk}.tsv"
     conda:
         "../envs/sacnn.yaml"
-    threads: config["resources"]["train"]["threads"]
+    threads: TRAIN_RESOURCES["threads"]
     resources:
-        mem_mb=config["resources"]["train"]["mem_mb"],
-        runtime=config["resources"]["train"]["runtime"],
-        gpu=config["resources"]["train"]["gpu"],
+        mem_mb=TRAIN_RESOURCES["mem_mb"],
+        runtime=TRAIN_RESOURCES["runtime"],
+        gpu=TRAIN_RESOURCES["gpu"],
     params:
         # Only the config sections this model depends on (a rerun trigger).
         settings=train_settings,
-        fraction=lambda wildcards: fraction_value(wildcards.fraction),
-        chunk_size=lambda wildcards: PLAN.chunk_size(wildcards.model),
+        fraction=fraction_share,
+        chunk_size=model_chunk_size,
         init=init_weights_arg,
         # The training code (sacnn.provenance.code_digest): editing it retrains.
         code=PLAN.code("train"),

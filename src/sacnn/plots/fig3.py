@@ -20,7 +20,7 @@ from sacnn.plots import _io, _style
 from sacnn.plots._blocks import COLOURS, block_text
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
-    from sacnn.plan import FigureInputs, FigureParams
+    from sacnn.handoffs import FigureInputs, FigureParams
 
 NAME = "fig3"
 

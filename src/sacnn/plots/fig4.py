@@ -19,7 +19,7 @@ from sacnn.metrics import pearson
 from sacnn.plots import _io, _style
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
-    from sacnn.plan import FigureInputs, FigureParams
+    from sacnn.handoffs import FigureInputs, FigureParams
 
 NAME = "fig4"
 

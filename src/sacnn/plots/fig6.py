@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from sacnn.plots._pt_bars import pt_bars
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
-    from sacnn.plan import FigureInputs, FigureParams
+    from sacnn.handoffs import FigureInputs, FigureParams
 
 NAME = "fig6"
 

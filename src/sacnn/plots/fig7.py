@@ -33,7 +33,7 @@ from sacnn.data import open_dataset
 from sacnn.plots import _io, _style
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
-    from sacnn.plan import FigureInputs, FigureParams
+    from sacnn.handoffs import FigureInputs, FigureParams
 
 NAME = "fig7"
 #: where the readout bias is drawn -> how the title says it (the schema's enum, tested)

@@ -18,7 +18,7 @@ from sacnn.analysis import population_tuning
 from sacnn.plots import _io, _style
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
-    from sacnn.plan import FigureInputs, FigureParams
+    from sacnn.handoffs import FigureInputs, FigureParams
 
 NAME = "fig8"
 
