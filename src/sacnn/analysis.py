@@ -25,6 +25,7 @@ from sacnn.metrics import (
     summarize,
 )
 from sacnn.models import ArchitectureSpec, DecomposedReadout, Network, SelfAttention
+from sacnn.models.specs import READOUT_KINDS
 from sacnn.training.weights import load_networks  # the figures' way to the trained networks
 
 __all__ = [
@@ -232,7 +233,7 @@ def architecture_layers(spec: ArchitectureSpec) -> list[dict[str, Any]]:
         row["size"] = m.size
         rows.append(row)
     size = spec.output_size
-    n_in = spec.channels if spec.readout == "ctl" else spec.channels * size * size
+    n_in = READOUT_KINDS[spec.readout].inputs(spec.channels, size * size)
     rows.append({"kind": "readout", "group": "readout", "readout": spec.readout,
                  "inputs": n_in, "channels": 1, "size": 1})
     return rows

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sacnn.models.specs import ArchitectureSpec
+from sacnn.models.specs import READOUT_KINDS, ArchitectureSpec
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def forward_macs(spec: ArchitectureSpec) -> list[LayerCost]:
         out.append(LayerCost(f"{i}:{layer.token}", macs))
         c_in = c
     hw = spec.output_size ** 2
-    readout = {"fcl": c * hw, "ctl": c, "fcl_decomposed": c * hw + 2}[spec.readout]
+    readout = READOUT_KINDS[spec.readout].macs(c, hw)
     out.append(LayerCost(f"readout:{spec.readout}", readout))
     return out
 
@@ -85,8 +85,7 @@ def parameter_count(spec: ArchitectureSpec) -> int:
         total += 2 * c  # batch-norm weight and bias
         c_in = c
     hw = spec.output_size ** 2
-    return total + {"fcl": c * hw + 1, "ctl": c + 1,
-                    "fcl_decomposed": c + 1 + c * (hw - 1) + 1 + 3}[spec.readout]
+    return total + READOUT_KINDS[spec.readout].parameters(c, hw)
 
 
 def training_memory_bytes(spec: ArchitectureSpec, neurons: int, batch: int) -> int:

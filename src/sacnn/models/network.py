@@ -1,4 +1,5 @@
-"""Building blocks (alpha/beta CPBs, self-attention, readouts) and the per-neuron network.
+"""Building blocks (alpha/beta CPBs, self-attention) and the per-neuron network (readouts:
+``sacnn.models.readouts``).
 
 Block order follows the released code: conv -> (2x2 max-pool) -> batch norm -> sigmoid ->
 Dropout2d, valid convolutions, no dropout after the last block. Two deliberate differences,
@@ -12,7 +13,6 @@ its chunk or on the execution strategy (per-model loop or stacked models on a GP
 
 from __future__ import annotations
 
-from abc import ABCMeta, abstractmethod
 from collections.abc import Sequence
 
 import torch
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sacnn.models.dropout import dropout_masks
+from sacnn.models.readouts import READOUT_MODULES, Readout
 from sacnn.models.specs import ArchitectureSpec, SpecError
 
 
@@ -102,113 +103,6 @@ class AttentionBlock(nn.Module):
         return apply_dropout2d(x, mask, self.p, self.training)
 
 
-class Readout(nn.Module, metaclass=ABCMeta):
-    """A readout: an affine map of the final feature map (B, C, size, size) to one response.
-
-    Each readout states its own maths as one effective weight per (channel, y, x) and a
-    constant, ``forward(x) == (x * weight_map()).sum((1, 2, 3)) + bias_term()``, so analysis
-    (contributions, the centre/surround split of Fig. 7) asks the readout instead of
-    switching on its class. Both are functions of the parameters (autograd intact).
-    """
-
-    def __init__(self, channels: int, size: int) -> None:
-        super().__init__()
-        self.channels = channels
-        self.size = size
-        self.centre_index = size // 2
-
-    @abstractmethod
-    def weight_map(self) -> Tensor:
-        """The effective weight of every feature, shape (C, size, size)."""
-
-    @abstractmethod
-    def bias_term(self) -> Tensor:
-        """The constant term (0-d): the prediction for an all-zero feature map."""
-
-
-class CentreReadout(Readout):
-    """CTL: a linear map of the centre hypercolumn only (C -> 1)."""
-
-    def __init__(self, channels: int, size: int) -> None:
-        super().__init__(channels, size)
-        self.linear = nn.Linear(channels, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.linear(x[:, :, self.centre_index, self.centre_index]).squeeze(-1)
-
-    def weight_map(self) -> Tensor:
-        """The linear weights at the centre hypercolumn, zero elsewhere."""
-        w = self.linear.weight
-        out = torch.zeros(self.channels, self.size, self.size, dtype=w.dtype, device=w.device)
-        out[:, self.centre_index, self.centre_index] = w[0]
-        return out
-
-    def bias_term(self) -> Tensor:
-        return self.linear.bias[0]
-
-
-class FullReadout(Readout):
-    """FCL: a linear map of the whole flattened feature map (C*H*W -> 1), channel-major."""
-
-    def __init__(self, channels: int, size: int) -> None:
-        super().__init__(channels, size)
-        self.linear = nn.Linear(channels * size * size, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.linear(x.flatten(1)).squeeze(-1)
-
-    def weight_map(self) -> Tensor:
-        """The linear weights, unflattened (channel-major, as ``forward`` flattens)."""
-        return self.linear.weight.reshape(self.channels, self.size, self.size)
-
-    def bias_term(self) -> Tensor:
-        return self.linear.bias[0]
-
-
-class DecomposedReadout(Readout):
-    """The FCL of Incr.FC1: centre (C -> 1), surround (C*(HW-1) -> 1), combination (2 -> 1).
-
-    The combination starts at weights (1, 0) and bias 0, so the initial model equals the
-    stage it inherits its centre readout from (the released code starts it at random).
-    """
-
-    def __init__(self, channels: int, size: int) -> None:
-        super().__init__(channels, size)
-        self.centre_flat = (size // 2) * size + size // 2
-        self.centre = nn.Linear(channels, 1)
-        self.surround = nn.Linear(channels * (size * size - 1), 1)
-        self.combine = nn.Linear(2, 1)
-        with torch.no_grad():
-            self.combine.weight.copy_(torch.tensor([[1.0, 0.0]]))
-            self.combine.bias.zero_()
-
-    def parts(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """The centre and surround terms before combination, each (B,)."""
-        flat = x.reshape(x.shape[0], x.shape[1], -1)
-        c = self.centre_flat
-        surround = torch.cat([flat[:, :, :c], flat[:, :, c + 1:]], dim=-1)
-        return self.centre(flat[:, :, c]).squeeze(-1), self.surround(surround.flatten(1)).squeeze(-1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        centre, surround = self.parts(x)
-        return self.combine(torch.stack([centre, surround], dim=-1)).squeeze(-1)
-
-    def weight_map(self) -> Tensor:
-        """Centre and surround weights, each times its combination weight."""
-        a_c, a_s = self.combine.weight[0]
-        c, n, ci = self.channels, self.size * self.size, self.centre_flat
-        # parts() flattens the surround channel-major over the HW-1 non-centre positions.
-        ws = self.surround.weight.reshape(c, n - 1) * a_s
-        wc = self.centre.weight.reshape(c, 1) * a_c
-        return torch.cat([ws[:, :ci], wc, ws[:, ci:]], dim=1).reshape(c, self.size, self.size)
-
-    def bias_term(self) -> Tensor:
-        """Every bias pushed through the combination: a_c b_centre + a_s b_surround + b."""
-        a_c, a_s = self.combine.weight[0]
-        return a_c * self.centre.bias[0] + a_s * self.surround.bias[0] + self.combine.bias[0]
-
-
-_READOUTS = {"ctl": CentreReadout, "fcl": FullReadout, "fcl_decomposed": DecomposedReadout}
 
 
 class Network(nn.Module):
@@ -237,7 +131,7 @@ class Network(nn.Module):
             group.append(block)
             self.order.append((layer.group, len(group) - 1))
             channels_in = c
-        self.readout: Readout = _READOUTS[spec.readout](c, spec.output_size)
+        self.readout: Readout = READOUT_MODULES[spec.readout](c, spec.output_size)
         self.frozen: tuple[str, ...] = ()
         self.frozen_mode = "eval"
 

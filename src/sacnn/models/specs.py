@@ -10,20 +10,49 @@ Layer tokens:
   ``sa(gamma=true)``   single-head self-attention over hypercolumns, V mapped (gamma = True)
   ``sa(gamma=false)``  the same with V = the input (no value/output projection)
 Readouts: ``fcl`` (fully connected over all hypercolumns), ``ctl`` (centre hypercolumn only),
-``fcl_decomposed`` (centre part + surround part + 2->1 combination; used by Incr.FC1).
+``fcl_decomposed`` (centre part + surround part + 2->1 combination; used by Incr.FC1): the
+registry :data:`READOUT_KINDS` (what the spec, the cost model and the drawings know of a
+kind) and its network module of the same name in ``sacnn.models.readouts``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-READOUTS = ("fcl", "ctl", "fcl_decomposed")
-#: The parts of each readout (``readout.<part>``), as incremental stages load and freeze them.
-READOUT_PARTS = {"fcl": ("linear",), "ctl": ("linear",),
-                 "fcl_decomposed": ("centre", "surround", "combine")}
+
+@dataclass(frozen=True)
+class ReadoutKind:
+    """A kind of readout as data: what a spec, the cost model and the drawings know of it
+    (its network module, torch, is ``sacnn.models.readouts.READOUT_MODULES[name]``).
+
+    ``parts``: its ``readout.<part>`` modules, the names incremental stages load and
+    freeze; ``centred``: it reads the centre hypercolumn, so the final map must be odd;
+    ``inputs``, ``macs`` and ``parameters``: features read, multiply-accumulates per image
+    and trainable parameters, of ``channels`` and ``hw`` (the final map's positions).
+    """
+
+    name: str
+    title: str                                   # its name in the architecture drawings
+    parts: tuple[str, ...]
+    centred: bool
+    inputs: Callable[[int, int], int]
+    macs: Callable[[int, int], int]
+    parameters: Callable[[int, int], int]
+
+
+#: The readout kinds, by the name an architecture's ``readout`` gives.
+READOUT_KINDS = {kind.name: kind for kind in (
+    ReadoutKind("fcl", "FCL", ("linear",), centred=False, inputs=lambda c, hw: c * hw,
+                macs=lambda c, hw: c * hw, parameters=lambda c, hw: c * hw + 1),
+    ReadoutKind("ctl", "CTL", ("linear",), centred=True, inputs=lambda c, hw: c,
+                macs=lambda c, hw: c, parameters=lambda c, hw: c + 1),
+    ReadoutKind("fcl_decomposed", "FCL (decomposed)", ("centre", "surround", "combine"),
+                centred=True, inputs=lambda c, hw: c * hw, macs=lambda c, hw: c * hw + 2,
+                parameters=lambda c, hw: c + 1 + c * (hw - 1) + 1 + 3),
+)}
 
 _TOKEN = re.compile(r"^\s*(?P<kind>alpha|beta|sa)\s*(?:\((?P<args>[^)]*)\))?\s*$")
 
@@ -114,8 +143,9 @@ class ArchitectureSpec:
 
     def __post_init__(self) -> None:
         where = f"architecture {self.name!r}"
-        if self.readout not in READOUTS:
-            raise SpecError(f"{where}: readout {self.readout!r}, expected one of {READOUTS}")
+        if self.readout not in READOUT_KINDS:
+            raise SpecError(f"{where}: readout {self.readout!r}, expected one of "
+                            f"{tuple(READOUT_KINDS)}")
         if not isinstance(self.channels, int) or self.channels < 1:
             raise SpecError(f"{where}: channels must be a positive integer, got {self.channels!r}")
         if not 0.0 <= self.dropout < 1.0:
@@ -130,7 +160,7 @@ class ArchitectureSpec:
         if min(min(m.conv, m.size) for m in self.feature_maps()) < 1:
             raise SpecError(f"{where}: the layers shrink a {self.input_size}px input to nothing")
         size = self.output_size
-        if self.readout != "fcl" and size % 2 == 0:
+        if READOUT_KINDS[self.readout].centred and size % 2 == 0:
             raise SpecError(f"{where}: a {self.readout} readout needs an odd final map, got {size}")
 
     def feature_maps(self) -> list[FeatureMap]:
@@ -174,7 +204,8 @@ class ArchitectureSpec:
         for group in dict.fromkeys(layer.group for layer in self.layers):
             count = sum(layer.group == group for layer in self.layers)
             names += [group, *(f"{group}.{i}" for i in range(count))]
-        return [*names, "readout", *(f"readout.{p}" for p in READOUT_PARTS[self.readout])]
+        parts = READOUT_KINDS[self.readout].parts
+        return [*names, "readout", *(f"readout.{p}" for p in parts)]
 
     @property
     def has_attention(self) -> bool:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from sacnn.models.network import Network
+from sacnn.models.readouts import READOUT_MODULES
 from sacnn.models.specs import ArchitectureSpec, LayerSpec
 from sacnn.models.stacked_ops import attention_sdpa, max_pool2x2
 
@@ -200,7 +201,7 @@ class StackedNetwork:
         return self._dropout(h, mask if self._in_train_mode(name, training) else None)
 
     def _readout(self, h: Tensor, s: Mapping[str, Tensor]) -> Tensor:
-        """(B, N) predictions of the FCL, CTL or decomposed FCL."""
+        """(B, N) predictions of the spec's readout kind (its module's ``stacked``)."""
         b, nc, hh, ww = h.shape
         n = nc // self.spec.channels
         x = h.reshape(b, n, self.spec.channels, hh * ww)
@@ -209,15 +210,8 @@ class StackedNetwork:
             w = s[f"readout.{key}.weight"].reshape(1, n, -1)
             return (inp * w).sum(-1) + s[f"readout.{key}.bias"].reshape(1, n)
 
-        if self.spec.readout == "fcl":
-            return linear("linear", x.reshape(b, n, -1))
         centre_index = (hh // 2) * ww + ww // 2
-        if self.spec.readout == "ctl":
-            return linear("linear", x[..., centre_index])
-        centre = linear("centre", x[..., centre_index])
-        surround = torch.cat([x[..., :centre_index], x[..., centre_index + 1:]], dim=-1)
-        return linear("combine", torch.stack([centre, linear("surround",
-                                                             surround.reshape(b, n, -1))], -1))
+        return READOUT_MODULES[self.spec.readout].stacked(x, linear, centre_index)
 
     # -- forward ----------------------------------------------------------------------
     def forward(self, s: Mapping[str, Tensor], x: Tensor, masks: Sequence[Tensor] | None = None,

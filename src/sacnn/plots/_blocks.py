@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sacnn.models.specs import READOUT_KINDS
+
 COLOURS = {"input": "#eeeeee", "alpha": "#9ecae1", "beta": "#a1d99b", "sa": "#fdae6b",
            "readout": "#bcbddc"}
 
@@ -27,13 +29,19 @@ def block_text(row: dict[str, Any], spec, compact: bool = False) -> str:
         gamma = "True" if row["v_mapping"] else "False"
         width = "" if compact else f", d={row['attention_dim']}"
         return f"SA\nγ={gamma}{width}\n{shape}"
-    size = spec.output_size
-    if row["readout"] == "ctl":
-        return f"CTL\n{spec.channels}→1" if compact else \
-            f"CTL\ncentre hypercol.\n{spec.channels}→1"
-    if compact:
-        return f"FCL\n{row['inputs']}→1"
-    if row["readout"] == "fcl":
-        return f"FCL\n{spec.channels}×{size}×{size}\n= {row['inputs']}→1"
-    return (f"FCL (decomposed)\ncentre {spec.channels}→1\n"
-            f"surround {spec.channels * (size * size - 1)}→1\ncombine 2→1")
+    return _readout_text(row["readout"], row["inputs"], spec, compact)
+
+
+def _readout_text(kind: str, inputs: int, spec, compact: bool) -> str:
+    """The paper's readouts in detail; any other kind by its title and inputs."""
+    c, size = spec.channels, spec.output_size
+    if kind == "ctl":
+        return f"CTL\n{c}→1" if compact else f"CTL\ncentre hypercol.\n{c}→1"
+    if kind in ("fcl", "fcl_decomposed") and compact:
+        return f"FCL\n{inputs}→1"
+    if kind == "fcl":
+        return f"FCL\n{c}×{size}×{size}\n= {inputs}→1"
+    if kind == "fcl_decomposed":
+        return (f"FCL (decomposed)\ncentre {c}→1\n"
+                f"surround {c * (size * size - 1)}→1\ncombine 2→1")
+    return f"{READOUT_KINDS[kind].title}\n{inputs}→1"
