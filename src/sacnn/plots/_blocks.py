@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from matplotlib.patches import FancyArrowPatch
+
 from sacnn.models.specs import READOUT_KINDS
 
 COLOURS = {"input": "#eeeeee", "alpha": "#9ecae1", "beta": "#a1d99b", "sa": "#fdae6b",
@@ -45,3 +47,16 @@ def _readout_text(kind: str, inputs: int, spec, compact: bool) -> str:
         return (f"FCL (decomposed)\ncentre {c}→1\n"
                 f"surround {c * (size * size - 1)}→1\ncombine 2→1")
     return f"{READOUT_KINDS[kind].title}\n{inputs}→1"
+
+
+def chain_arrow(ax, x: float, width: float, gap: float) -> None:
+    """The arrow from the block at ``x`` (``width`` wide) to the next, ``gap`` to its right."""
+    ax.add_patch(FancyArrowPatch((x + width + 0.02, 0.5), (x + width + gap - 0.02, 0.5),
+                                 arrowstyle="-|>", mutation_scale=7, lw=0.7, color="0.3"))
+
+
+def finish_chain(ax, title: str, fontsize: float) -> None:
+    """A chain's axes: the blocks' height, its title on the left, no axis."""
+    ax.set_ylim(-0.1, 1.1)
+    ax.set_title(title, loc="left", fontsize=fontsize)
+    ax.set_axis_off()

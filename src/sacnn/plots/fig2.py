@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+from matplotlib.patches import FancyBboxPatch
 
 from sacnn.analysis import architecture_layers
 from sacnn.models import spec_from_dict
 from sacnn.plots import _io, _style
-from sacnn.plots._blocks import COLOURS, block_text
+from sacnn.plots._blocks import COLOURS, block_text, chain_arrow, finish_chain
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
     from sacnn.handoffs import FigureInputs, FigureParams
@@ -35,12 +35,9 @@ def draw_chain(ax, spec, title: str) -> None:
         ax.text(x + width / 2, 0.5, block_text(row, spec), ha="center", va="center",
                 fontsize=6)
         if i < n - 1:
-            ax.add_patch(FancyArrowPatch((x + width + 0.02, 0.5), (x + width + gap - 0.02, 0.5),
-                                         arrowstyle="-|>", mutation_scale=7, lw=0.7, color="0.3"))
+            chain_arrow(ax, x, width, gap)
     ax.set_xlim(-0.1, n * (width + gap))
-    ax.set_ylim(-0.1, 1.1)
-    ax.set_title(title, loc="left", fontsize=8)
-    ax.set_axis_off()
+    finish_chain(ax, title, fontsize=8)
 
 
 def make(inputs: FigureInputs, params: FigureParams) -> Figure:

@@ -12,12 +12,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from matplotlib.figure import Figure
-from matplotlib.patches import FancyArrowPatch, Patch, Rectangle
+from matplotlib.patches import Patch, Rectangle
 
 from sacnn.analysis import architecture_layers
 from sacnn.models import spec_from_dict
 from sacnn.plots import _io, _style
-from sacnn.plots._blocks import COLOURS, block_text
+from sacnn.plots._blocks import COLOURS, block_text, chain_arrow, finish_chain
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
     from sacnn.handoffs import FigureInputs, FigureParams
@@ -75,12 +75,8 @@ def draw_stage(ax, spec, stage: Mapping[str, Any] | None, title: str) -> None:
             _box(ax, x, 0.0, w, 1.0, block_text(row, spec, compact=True), COLOURS[row["kind"]], frz,
                  row["kind"] != "input" and _covered(group, loaded))
         if i < len(rows) - 1:
-            ax.add_patch(FancyArrowPatch((x + w + 0.02, 0.5), (x + w + gap - 0.02, 0.5),
-                                         arrowstyle="-|>", mutation_scale=7, lw=0.7,
-                                         color="0.3"))
-    ax.set_ylim(-0.1, 1.1)
-    ax.set_title(title, loc="left", fontsize=7.5)
-    ax.set_axis_off()
+            chain_arrow(ax, x, w, gap)
+    finish_chain(ax, title, fontsize=7.5)
 
 
 def make(inputs: FigureInputs, params: FigureParams) -> Figure:
