@@ -157,6 +157,87 @@ def _uniform(df: pd.DataFrame, column: str) -> Any:
     return values[0] if len(values) == 1 else None
 
 
+def _header(groups: list[tuple[str, str]], stats: list[tuple[str, str]],
+            show_n: Mapping[str, bool], n_const: Mapping[str, Any], appendix: bool
+            ) -> tuple[str, str]:
+    """The two header rows: the lead columns and a group per site (and fraction), then
+    each group's columns."""
+    lead = ["Section", "Model", "vs."] if appendix else ["Model"]
+    head1 = "".join(f'<th class="model" rowspan="2">{h}</th>' for h in lead)
+    head2 = ""
+    for p, title in groups:
+        width = len(stats) + show_n[p]
+        n_text = "" if show_n[p] else f" (n = {int(n_const[p])} neurons)"
+        head1 += (f'<th class="group" colspan="{width}">{html.escape(title)}'
+                  f"{html.escape(n_text)}</th>")
+        cols = [h for _, h in stats] + (["n"] if show_n[p] else [])
+        head2 += "".join(f"<th{GROUP_START if i == 0 else ''}>{h}</th>"
+                         for i, h in enumerate(cols))
+    return head1, head2
+
+
+def _row(row: pd.Series, prefixes: list[str], appendix: bool, per_neuron: bool,
+         show_n: Mapping[str, bool], best: Mapping[str, Any], notes: _Notes) -> str:
+    """One model's row: its lead cells, then each group's cells (notes numbered in order)."""
+    segments = note_segments(row.get("pt_note", ""), prefixes)
+    cells = []
+    if appendix:
+        cells += [html.escape(str(row["section"])), html.escape(str(row["model"])),
+                  html.escape(str(row["versus"]))]
+    else:
+        cells.append(f'<span title="{html.escape(str(row.get("key", "")))}">'
+                     f'{html.escape(str(row["model"]))}</span>')
+    lead_html = "".join(f'<td class="model">{c}</td>' for c in cells)
+    group_html = ""
+    for p in prefixes:
+        corr = _corr_cell(row, p, notes)
+        if best.get(p) is not None and _finite(row[f"{p}_corr"]) \
+                and float(row[f"{p}_corr"]) == best[p]:
+            corr = f"<b>{corr}</b>"
+        values = [corr, _delta_cell(
+            row.get(f"{p}_delta_pct"), notes,
+            "Δ: the reference's CORR. is 0 or undefined, so there is no relative "
+            "change")]
+        if per_neuron:
+            values.append(_delta_cell(
+                row.get(f"{p}_delta_pct_neuron"), notes,
+                "Δ per neuron: no neuron has a defined correlation under both models with "
+                "a non-zero reference"))
+        values += [_pt_cell(row, p, stat, segments, notes)
+                   for stat in ("pt_j", "pt_s", "peak_overlap")]
+        if show_n[p]:
+            values.append(str(int(row[f"{p}_n"])) if _finite(row[f"{p}_n"]) else "0")
+        group_html += "".join(f"<td{GROUP_START if i == 0 else ''}>{v}</td>"
+                              for i, v in enumerate(values))
+    return f"<tr>{lead_html}{group_html}</tr>\n"
+
+
+def _legend(name: str, reference: str, per_neuron: bool, undefined: list[str],
+            appendix: bool) -> str:
+    """What every column means, under the table."""
+    return (
+        "CORR.: mean Pearson correlation over neurons between predicted and recorded "
+        "validation responses, &plusmn; its SEM. "
+        f"&Delta;: change of the mean CORR. relative to {html.escape(reference)}, as the "
+        "ratio of the means"
+        + ("; &Delta; per neuron: mean of the per-neuron relative changes (the two differ "
+           "where gains are uneven across neurons, and the per-neuron mean is dominated by "
+           "neurons whose reference correlation is near 0, where a small change is a large "
+           "relative one; see docs/reproduction-notes.md)"
+           if per_neuron else "")
+        + ". PT<sub>J</sub>, PT<sub>S</sub>: mean peak-tuning indices in percent, as the paper "
+        "prints them (they compare predicted with recorded magnitudes, so they move with the "
+        "prediction's scale)"
+        + "; peak overlap<sup>&dagger;</sup>: the share of each neuron's recorded top-k "
+        "images that are among its prediction's top k, mean in percent, unchanged by the "
+        "prediction's scale: our scale-free check beside PT, not a column of the paper"
+        + ". n: neurons with a defined correlation"
+        + (f" (undefined, left out: {html.escape(', '.join(undefined))})" if undefined else "")
+        + ("." if appendix else "; bold: the highest CORR. of the column.")
+        + f" Full precision, PT's top-k, hits and resolution: results/{html.escape(name)}.csv."
+    )
+
+
 def render_table(df: pd.DataFrame, spec: Mapping[str, Any]) -> str:
     """One of the paper's tables (a :func:`sacnn.tables.build_table` frame) as an HTML page.
 
@@ -178,85 +259,20 @@ def render_table(df: pd.DataFrame, spec: Mapping[str, Any]) -> str:
               ("peak_overlap", "peak overlap<sup>&dagger;</sup> (%)")]
     n_const = {p: _uniform(df, f"{p}_n") for p, _ in groups}
     show_n = {p: n_const[p] is None for p, _ in groups}
-
-    lead = ["Section", "Model", "vs."] if appendix else ["Model"]
-    head1 = "".join(f'<th class="model" rowspan="2">{h}</th>' for h in lead)
-    head2 = ""
-    for p, title in groups:
-        width = len(stats) + show_n[p]
-        n_text = "" if show_n[p] else f" (n = {int(n_const[p])} neurons)"
-        head1 += (f'<th class="group" colspan="{width}">{html.escape(title)}'
-                  f"{html.escape(n_text)}</th>")
-        cols = [h for _, h in stats] + (["n"] if show_n[p] else [])
-        head2 += "".join(f"<th{GROUP_START if i == 0 else ''}>{h}</th>"
-                         for i, h in enumerate(cols))
-
+    head1, head2 = _header(groups, stats, show_n, n_const, appendix)
     best = {}
     if not appendix:
         for p, _ in groups:
             col = pd.to_numeric(df[f"{p}_corr"], errors="coerce")
             best[p] = col.max() if col.notna().any() else None
-
-    body = ""
     prefixes = [p for p, _ in groups]
-    for _, row in df.iterrows():
-        segments = note_segments(row.get("pt_note", ""), prefixes)
-        cells = []
-        if appendix:
-            cells += [html.escape(str(row["section"])), html.escape(str(row["model"])),
-                      html.escape(str(row["versus"]))]
-        else:
-            cells.append(f'<span title="{html.escape(str(row.get("key", "")))}">'
-                         f'{html.escape(str(row["model"]))}</span>')
-        lead_html = "".join(f'<td class="model">{c}</td>' for c in cells)
-        group_html = ""
-        for p in prefixes:
-            corr = _corr_cell(row, p, notes)
-            if best.get(p) is not None and _finite(row[f"{p}_corr"]) \
-                    and float(row[f"{p}_corr"]) == best[p]:
-                corr = f"<b>{corr}</b>"
-            values = [corr, _delta_cell(
-                row.get(f"{p}_delta_pct"), notes,
-                "Δ: the reference's CORR. is 0 or undefined, so there is no relative "
-                "change")]
-            if per_neuron:
-                values.append(_delta_cell(
-                    row.get(f"{p}_delta_pct_neuron"), notes,
-                    "Δ per neuron: no neuron has a defined correlation under both models with "
-                    "a non-zero reference"))
-            values += [_pt_cell(row, p, stat, segments, notes)
-                       for stat in ("pt_j", "pt_s", "peak_overlap")]
-            if show_n[p]:
-                values.append(str(int(row[f"{p}_n"])) if _finite(row[f"{p}_n"]) else "0")
-            group_html += "".join(f"<td{GROUP_START if i == 0 else ''}>{v}</td>"
-                                  for i, v in enumerate(values))
-        body += f"<tr>{lead_html}{group_html}</tr>\n"
-
+    body = "".join(_row(row, prefixes, appendix, per_neuron, show_n, best, notes)
+                   for _, row in df.iterrows())
     undefined = [f"{p}: {int(v)}" for p in prefixes
                  if _finite(v := _uniform(df, f"{p}_n_undefined")) and int(v) > 0]
     reference = ("each row's model against the model in its vs. column" if appendix
                  else f"{baseline} (same site{' and fraction' if spec.get('fractions') else ''})")
-    legend = (
-        "CORR.: mean Pearson correlation over neurons between predicted and recorded "
-        "validation responses, &plusmn; its SEM. "
-        f"&Delta;: change of the mean CORR. relative to {html.escape(reference)}, as the "
-        "ratio of the means"
-        + ("; &Delta; per neuron: mean of the per-neuron relative changes (the two differ "
-           "where gains are uneven across neurons, and the per-neuron mean is dominated by "
-           "neurons whose reference correlation is near 0, where a small change is a large "
-           "relative one; see docs/reproduction-notes.md)"
-           if per_neuron else "")
-        + ". PT<sub>J</sub>, PT<sub>S</sub>: mean peak-tuning indices in percent, as the paper "
-        "prints them (they compare predicted with recorded magnitudes, so they move with the "
-        "prediction's scale)"
-        + "; peak overlap<sup>&dagger;</sup>: the share of each neuron's recorded top-k "
-        "images that are among its prediction's top k, mean in percent, unchanged by the "
-        "prediction's scale: our scale-free check beside PT, not a column of the paper"
-        + ". n: neurons with a defined correlation"
-        + (f" (undefined, left out: {html.escape(', '.join(undefined))})" if undefined else "")
-        + ("." if appendix else "; bold: the highest CORR. of the column.")
-        + f" Full precision, PT's top-k, hits and resolution: results/{html.escape(name)}.csv."
-    )
+    legend = _legend(name, reference, per_neuron, undefined, appendix)
     title = TITLES.get(name, name)
     return _page(title, f"<table><thead><tr class=\"groups\">{head1}</tr>"
                         f"<tr class=\"columns\">{head2}</tr></thead><tbody>{body}</tbody>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,12 +100,23 @@ def check_values(raw: RawSite) -> None:
     check_unique_ids(raw.val_ids, raw.file_of.get("val_images", "val_image"), "val_image ids")
 
 
-def build_dataset(
-    raw: RawSite, site: str, opts: IngestOptions, config: Mapping[str, Any] | None = None
-) -> xr.Dataset:
-    """Validated raw arrays -> the canonical xarray Dataset (see docs/data-format.md)."""
-    raw, dropped = _apply_nan_policy(raw, opts)
-    check_values(raw)
+@dataclass
+class _Prepared:
+    """A site's arrays after downsampling, image normalisation and response scaling."""
+
+    side: int                      # the raw images' side
+    size: int                      # the side after downsampling
+    train: np.ndarray
+    val: np.ndarray
+    image_info: dict[str, Any]
+    train_responses: np.ndarray
+    val_responses: np.ndarray
+    response_scale: np.ndarray | None
+
+
+def _prepare(raw: RawSite, opts: IngestOptions) -> _Prepared:
+    """Downsample and normalise the images, scale the responses, cast to float32; every
+    step that could make a value non-finite is checked, naming the file."""
     size = int(opts.image_size)
     side = raw.train_images.shape[1]
     if side < size or side % size:
@@ -129,15 +141,19 @@ def build_dataset(
     if np.isinf(vresp).any():
         check_finite_after(vresp[np.isinf(vresp)], steps,
                            raw.file_of.get("val_responses", "val_responses"), "val_responses")
-    n = train.shape[0]
-    rank = permutation_rank(n, opts.seed, site)
-    holdout = holdout_from_rank(rank, opts.holdout_fraction)
-    preprocessing = {
+    return _Prepared(side, size, train, val, img_info, tresp, vresp, rscale)
+
+
+def _preprocessing(raw: RawSite, opts: IngestOptions, prep: _Prepared, dropped: list
+                   ) -> dict[str, Any]:
+    """What ingest did to the raw data (the dataset's ``preprocessing`` attribute)."""
+    side, size = prep.side, prep.size
+    return {
         "downsample": f"area average {side // size}x{side // size} blocks"
         if side > size else "none",
         "source_image_size": side,
         "image_size": size,
-        **img_info,
+        **prep.image_info,
         "response_scale": opts.response_scale,
         "nan_policy": opts.nan_policy,
         "dropped_neurons": dropped,
@@ -148,49 +164,51 @@ def build_dataset(
         "holdout_rule": "floor((rank + 1) * h) > floor(rank * h)",
         "assumed": list(raw.notes),
     }
+
+
+def build_dataset(
+    raw: RawSite, site: str, opts: IngestOptions, config: Mapping[str, Any] | None = None
+) -> xr.Dataset:
+    """Validated raw arrays -> the canonical xarray Dataset (see docs/data-format.md)."""
+    raw, dropped = _apply_nan_policy(raw, opts)
+    check_values(raw)
+    prep = _prepare(raw, opts)
+    rank = permutation_rank(prep.train.shape[0], opts.seed, site)
+    holdout = holdout_from_rank(rank, opts.holdout_fraction)
     image_units = {"none": opts.image_units, "unit": f"{opts.image_units} / 255",
                    "zscore": f"z-scored {opts.image_units}"}[opts.image_norm]
-    response_units = opts.response_units if rscale is None else \
+    response_units = opts.response_units if prep.response_scale is None else \
         f"{opts.response_units} / training std per neuron"
     data_vars = {
-        "train_images": (("train_image", "y", "x"), train.astype(np.float32, copy=False)),
-        "train_responses": (("neuron", "train_image"), tresp),
-        "val_images": (("val_image", "y", "x"), val.astype(np.float32, copy=False)),
-        "val_responses": (("neuron", "val_image", "repeat"), vresp),
+        "train_images": (("train_image", "y", "x"), prep.train.astype(np.float32, copy=False)),
+        "train_responses": (("neuron", "train_image"), prep.train_responses),
+        "val_images": (("val_image", "y", "x"), prep.val.astype(np.float32, copy=False)),
+        "val_responses": (("neuron", "val_image", "repeat"), prep.val_responses),
         "train_rank": (("train_image",), rank.astype(np.int32)),
         "train_holdout": (("train_image",), holdout.astype(bool)),
     }
-    if rscale is not None:
-        data_vars["response_scale"] = (("neuron",), rscale.astype(np.float32))
-    ds = xr.Dataset(
-        data_vars,
-        coords={
-            "neuron": raw.neuron_ids,
-            "train_image": raw.train_ids,
-            "val_image": raw.val_ids,
-            "repeat": np.arange(vresp.shape[2]),
-        },
-    )
-    ds["train_images"].attrs["units"] = image_units
-    ds["val_images"].attrs["units"] = image_units
-    ds["train_responses"].attrs["units"] = response_units
-    ds["val_responses"].attrs["units"] = response_units
-    ds.attrs.update(
-        {
-            "Conventions": CONVENTIONS,
-            "title": f"sacnn canonical dataset for site {site}",
-            "format_version": FORMAT_VERSION,
-            "site": site,
-            "layout": raw.layout,
-            "val_layout": raw.val_layout,
-            "image_units": image_units,
-            "response_units": response_units,
-            "source_sha256": json.dumps(raw.sha256, sort_keys=True),
-            "preprocessing": json.dumps(preprocessing, sort_keys=True),
-            "code_version": code_version(),
-            "config": config_json({"ingest": opts.to_dict(), **dict(config or {})}),
-        }
-    )
+    if prep.response_scale is not None:
+        data_vars["response_scale"] = (("neuron",), prep.response_scale.astype(np.float32))
+    ds = xr.Dataset(data_vars, coords={"neuron": raw.neuron_ids, "train_image": raw.train_ids,
+                                       "val_image": raw.val_ids,
+                                       "repeat": np.arange(prep.val_responses.shape[2])})
+    for name, units in (("train_images", image_units), ("val_images", image_units),
+                        ("train_responses", response_units), ("val_responses", response_units)):
+        ds[name].attrs["units"] = units
+    ds.attrs.update({
+        "Conventions": CONVENTIONS,
+        "title": f"sacnn canonical dataset for site {site}",
+        "format_version": FORMAT_VERSION,
+        "site": site,
+        "layout": raw.layout,
+        "val_layout": raw.val_layout,
+        "image_units": image_units,
+        "response_units": response_units,
+        "source_sha256": json.dumps(raw.sha256, sort_keys=True),
+        "preprocessing": json.dumps(_preprocessing(raw, opts, prep, dropped), sort_keys=True),
+        "code_version": code_version(),
+        "config": config_json({"ingest": opts.to_dict(), **dict(config or {})}),
+    })
     validate_canonical(ds, "the dataset built from " + ", ".join(sorted(raw.files)))
     return ds
 
