@@ -16,20 +16,17 @@ import pytest
 import yaml
 
 from sacnn import claim_stats, experiment, handoffs, plan
+from sacnn.claim_values import ClaimError, MemoryValues, centre_share_values, validation_images
 from sacnn.claims import (
     CLAIM_COLUMNS,
     MARGIN_KEYS,
     MEASURES,
     SCALES,
-    ClaimError,
-    MemoryValues,
     Settings,
-    centre_share_values,
     evaluate,
     main,
     read_claims,
     summary,
-    validation_images,
 )
 from sacnn.evaluation import METRIC_COLUMNS
 from sacnn.workflow_config import MATRIX, assemble, load_config

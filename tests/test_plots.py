@@ -170,7 +170,8 @@ def test_groundtruth_figure_says_na_and_flags_a_violated_control(tmp_path):
     import pandas as pd
 
     from sacnn import plan
-    from sacnn.claims import MemoryValues, evaluate, read_claims
+    from sacnn.claim_values import MemoryValues
+    from sacnn.claims import evaluate, read_claims
     from sacnn.groundtruth import GROUNDTRUTH_COLUMNS
     from sacnn.plots.groundtruth import RECOVERY, make
     from sacnn.workflow_config import load_config

@@ -21,7 +21,7 @@ a family of p-values.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -50,6 +50,18 @@ _CHUNK = 2000  # Monte-Carlo sign patterns drawn at a time
 def mean_of(x: np.ndarray) -> np.ndarray:
     """The statistic of a paired difference: the mean of column 0 over neurons."""
     return x[..., 0].mean(axis=-1)
+
+
+def percent_statistic(signs: Sequence[int]) -> Statistic:
+    """Sum over components of sign x 100 (sum(model) / sum(versus) - 1), columns m0 v0 m1 v1
+    ...: the tables' delta percent (ratio of means), or differences of it."""
+    s = np.asarray(signs, dtype=float)
+
+    def stat(x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return 100.0 * (x[..., 0::2].sum(axis=-2) / x[..., 1::2].sum(axis=-2) - 1.0) @ s
+
+    return stat
 
 
 def jackknife(stat: Statistic, x: np.ndarray) -> np.ndarray:

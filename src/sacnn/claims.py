@@ -38,13 +38,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from sacnn import claim_stats as stats
-from sacnn.evaluation import read_metrics
+from sacnn.claim_values import ClaimError, SpecValues, Values
 from sacnn.experiment import NO_SURROUND, replicate_name
 from sacnn.fileio import write_csv, write_json
 from sacnn.provenance import code_version
@@ -84,10 +84,6 @@ MARGIN_KEYS = (*MEASURES, "percent")
 """Keys of ``claims.margins``: one per measure (its unit) and ``percent`` (percentage points,
 every percent-scale effect)."""
 PT_MEASURES = ("pt_j", "pt_s")
-
-
-class ClaimError(ValueError):
-    """A claims spec that cannot be evaluated; the message names the key or file."""
 
 
 # ------------------------------------------------------------------------------ settings
@@ -138,86 +134,6 @@ def _check_test(claim: Mapping[str, Any]) -> None:
                              f"{list(allowed)}")
     for key in ("model", "versus", "surround_dependent", "seeds"):
         _need(claim, key, f"test {name}")
-
-
-# ------------------------------------------------------------------------ value sources
-
-
-class Values(Protocol):
-    """Per-neuron values of one (site, model, fraction, measure), indexed by neuron id."""
-
-    def get(self, site: str, model: str, fraction: str, measure: str) -> pd.Series: ...
-
-
-class MemoryValues:
-    """Per-neuron values held in memory, ``{(site, model, fraction, measure): Series}`` (the
-    index: neuron ids as text): the statistics without any file."""
-
-    def __init__(self, values: Mapping[tuple[str, str, str, str], pd.Series]) -> None:
-        self.values = values
-
-    def get(self, site: str, model: str, fraction: str, measure: str) -> pd.Series:
-        try:
-            return self.values[(site, model, fraction, measure)]
-        except KeyError:
-            raise ClaimError(f"claims: no {measure} values for site {site}, model {model}, "
-                             f"fraction {fraction}") from None
-
-
-def metric_values(path: str | Path, measure: str) -> pd.Series:
-    """One measure per neuron (index: neuron id as text) from a metrics.csv."""
-    df = read_metrics(path)
-    if measure not in df.columns:
-        raise ClaimError(f"{path}: no column {measure!r}; written by an older sacnn: delete "
-                         "it and run snakemake again")
-    values = df.set_index("neuron")[measure].astype(float)
-    values.index = values.index.astype(str)
-    return values
-
-
-def validation_images(dataset: str | Path) -> np.ndarray:
-    """The model inputs a dataset validates on."""
-    from sacnn.data.ingest import open_dataset
-
-    return open_dataset(dataset)["val_images"].values
-
-
-def centre_share_values(weights: Sequence[str | Path], images: np.ndarray) -> pd.Series:
-    """``centre_share`` per neuron on ``images`` (a dataset's validation images)."""
-    import torch
-
-    from sacnn.analysis import centre_share
-    from sacnn.training.weights import load_networks
-
-    ids, nets = load_networks(weights, dtype=torch.float32)
-    return pd.Series([centre_share(net, images) for net in nets], index=ids, dtype=float)
-
-
-class _Values:
-    """The workflow's values: read from the spec's files, each (site, model, fraction,
-    measure) once; a site's validation images once for all its models."""
-
-    def __init__(self, sites: Mapping[str, Any]) -> None:
-        self.sites = sites
-        self._cache: dict[tuple[str, str, str, str], pd.Series] = {}
-        self._images: dict[str, np.ndarray] = {}
-
-    def get(self, site: str, model: str, fraction: str, measure: str) -> pd.Series:
-        key = (site, model, fraction, measure)
-        if key not in self._cache:
-            s = self.sites[site]
-            try:
-                if measure == "centre_share":
-                    if site not in self._images:
-                        self._images[site] = validation_images(s["dataset"])
-                    self._cache[key] = centre_share_values(s["weights"][model][fraction],
-                                                           self._images[site])
-                else:
-                    self._cache[key] = metric_values(s["metrics"][model][fraction], measure)
-            except KeyError as exc:
-                raise ClaimError(f"claims spec: no {measure} input for site {site}, model "
-                                 f"{model}, fraction {fraction} ({exc})") from None
-        return self._cache[key]
 
 
 # ------------------------------------------------------------------ per-neuron tables
@@ -272,18 +188,6 @@ def neuron_table(values: Values, claim: Mapping[str, Any], comps: Sequence[Compo
 # ------------------------------------------------------------------------ one row
 
 
-def percent_statistic(signs: Sequence[int]) -> stats.Statistic:
-    """Sum over components of sign x 100 (sum(model) / sum(versus) - 1), columns m0 v0 m1 v1
-    ...: the tables' delta percent (ratio of means), or differences of it."""
-    s = np.asarray(signs, dtype=float)
-
-    def stat(x: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return 100.0 * (x[..., 0::2].sum(axis=-2) / x[..., 1::2].sum(axis=-2) - 1.0) @ s
-
-    return stat
-
-
 def _percent_undefined(x: np.ndarray, comps: Sequence[Component], confidence: float) -> str:
     """Why a percent effect is undefined, or '': a versus mean of 0 (with every neuron or
     without one, as the jackknife leaves it out), or one whose t interval holds 0, so that
@@ -320,7 +224,7 @@ def row_statistics(x: np.ndarray, comps: Sequence[Component], scale: str, measur
         out["reason"] = _percent_undefined(x, comps, settings.confidence)
         if out["reason"]:
             return out
-        data, stat = x, percent_statistic(signs)
+        data, stat = x, stats.percent_statistic(signs)
     else:
         d = (x[:, 0::2] - x[:, 1::2]) @ np.asarray(signs, dtype=float)
         data, stat, nonzero = d[:, None], stats.mean_of, int(np.count_nonzero(d))
@@ -346,7 +250,7 @@ def row_statistics(x: np.ndarray, comps: Sequence[Component], scale: str, measur
 
 def _seed_spread(per_seed: Sequence[pd.DataFrame], signs: Sequence[int], scale: str) -> float:
     """Standard deviation of the effect between training seeds (NaN with fewer than 2)."""
-    stat = percent_statistic(signs) if scale == "percent" else None
+    stat = stats.percent_statistic(signs) if scale == "percent" else None
     effects = []
     for t in per_seed:
         x = t.to_numpy(dtype=float)
@@ -438,7 +342,7 @@ def evaluate(spec: Mapping[str, Any], values: Values | None = None) -> pd.DataFr
     settings = Settings.from_spec(spec)
     sites = _need(spec, "sites", "the spec")
     controls = _need(spec, "controls", "the spec")
-    values = values if values is not None else _Values(sites)
+    values = values if values is not None else SpecValues(sites)
     rows = []
     for claim in _need(spec, "tests", "the spec"):
         _check_test(claim)
