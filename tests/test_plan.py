@@ -341,7 +341,7 @@ def test_chunks_are_balanced_contiguous_and_never_above_the_size():
             assert max(sizes) <= size and max(sizes) - min(sizes) <= 1
             assert [a for a, _ in bounds] == [0] + [b for _, b in bounds[:-1]]
             assert bounds[-1][1] == n
-    with pytest.raises(experiment.ExperimentConfigError, match="chunk_size must be >= 1"):
+    with pytest.raises(plan.WorkflowConfigError, match="chunk_size must be >= 1"):
         experiment.chunk_bounds(10, 0)
 
 

@@ -24,13 +24,9 @@ from sacnn.data.raw import require_site_files
 from sacnn.data.validate import DataValidationError
 from sacnn.models.specs import SpecError, get_architecture
 from sacnn.paths import site_file_stem, site_raw_dir
-from sacnn.settings import SettingError
+from sacnn.settings import SettingError, WorkflowConfigError
 from sacnn.simulate.config import SiteConfig
 from sacnn.training.config import ModelSpec, TrainConfig, TrainingConfigError, check_stage
-
-
-class WorkflowConfigError(ValueError):
-    """A config that validates against the schema but does not make sense as a whole."""
 
 
 def model_references(config: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -142,11 +138,8 @@ def check_models(config: Mapping[str, Any], models: Mapping[str, Any]) -> None:
             text = str(exc)
             raise WorkflowConfigError(
                 text if text.startswith("models.") else f"models.{model}: {text}") from None
-    try:
-        for model in models:
-            experiment.model_chunk_size(config, model)
-    except experiment.ExperimentConfigError as exc:
-        raise WorkflowConfigError(str(exc)) from None
+    for model in models:
+        experiment.model_chunk_size(config, model)
     check_settings(config, models)
 
 

@@ -79,7 +79,7 @@ def site_size(config: Mapping[str, Any], site: str,
     hint = f"give the site's size with --site {site}=NEURONS:TRAIN_IMAGES[:VAL_IMAGES]"
     try:
         size = paths.site_size(config["sites"][site], site)
-    except paths.NoRawData as exc:
+    except WorkflowConfigError as exc:  # no raw files
         raise CostError(f"{exc}; {hint}") from None
     except DataValidationError as exc:
         kind = ".npy" if exc.file.endswith(".npy") else "NetCDF"
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.cost") -> i
         sites = dict(args.site)
         rows = project(training_jobs(config, sites, args.chunk_size), config, throughput, card)
         without = training_jobs(without_section(config, SECTION_A2)[0], sites, args.chunk_size)
-    except (CostError, experiment.ExperimentConfigError, WorkflowConfigError, DuplicateKeyError,
+    except (CostError, WorkflowConfigError, DuplicateKeyError,
             OSError) as err:
         raise SystemExit(f"{p.prog}: error: {err}") from err
     except (UnicodeDecodeError, yaml.YAMLError) as err:

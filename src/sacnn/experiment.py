@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from sacnn.settings import WorkflowConfigError
+
 TABLES = ("table1", "table2", "table3", "tableA")
 #: Keys of the ``figures`` section that are settings of every figure, not figures.
 FIGURE_SETTINGS = ("site", "example_neuron")
@@ -20,10 +22,6 @@ Cell = tuple[str, str, str]  # (site, model, fraction such as "f100")
 NO_SURROUND = "none"
 """:func:`site_surround` of a control site whose neurons have no surround."""
 SEED_MARK = ".seed"
-
-
-class ExperimentConfigError(ValueError):
-    """A config whose experiment matrix does not hold together; the message names the key."""
 
 
 def tables(config: Mapping[str, Any]) -> list[str]:
@@ -210,9 +208,9 @@ def model_chain(models: Mapping[str, Mapping[str, Any]], model: str) -> list[str
     while models[out[0]].get("init_from"):
         parent = models[out[0]]["init_from"]
         if parent not in models:
-            raise ExperimentConfigError(f"models.{out[0]}.init_from: unknown model {parent!r}")
+            raise WorkflowConfigError(f"models.{out[0]}.init_from: unknown model {parent!r}")
         if parent in out:
-            raise ExperimentConfigError(f"models.{model}: init_from forms a cycle {out}")
+            raise WorkflowConfigError(f"models.{model}: init_from forms a cycle {out}")
         out.insert(0, parent)
     return out
 
@@ -243,7 +241,7 @@ def chunk_bounds(n_neurons: int, chunk_size: int) -> list[tuple[int, int]]:
     its chunk (``sacnn.training.neuron_seed``), only on its id.
     """
     if chunk_size < 1 or n_neurons < 1:
-        raise ExperimentConfigError(f"chunk_size must be >= 1 and a site needs neurons, got "
+        raise WorkflowConfigError(f"chunk_size must be >= 1 and a site needs neurons, got "
                                     f"chunk_size {chunk_size} for {n_neurons} neurons")
     k = math.ceil(n_neurons / chunk_size)
     base, extra = divmod(n_neurons, k)
@@ -283,7 +281,7 @@ def model_chunk_size(config: Mapping[str, Any], model: str) -> int:
     known = {spec["architecture"] for spec in models.values()}
     unknown = sorted(set(sizes) - known)
     if unknown:
-        raise ExperimentConfigError(f"chunk_sizes: {unknown} is not the architecture of any "
+        raise WorkflowConfigError(f"chunk_sizes: {unknown} is not the architecture of any "
                                     f"model; the models' architectures are {sorted(known)}")
     return min(int(sizes.get(models[m]["architecture"], config["chunk_size"]))
                for m in _family(models, model))

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sacnn.data.raw import SiteShape, site_shape
+from sacnn.settings import WorkflowConfigError
 from sacnn.simulate.config import SiteConfig
 
 RAW_REFERENCE = ("train_img_{}.npy", "trainRsp_{}.npy", "val_img_{}.npy", "valRsp_{}.npy")
@@ -46,16 +47,12 @@ def site_raw_dir(site_config: Mapping[str, Any], site: str) -> str:
     return f"resources/{site}" if "simulate" in site_config else site_config["raw"]
 
 
-class NoRawData(ValueError):
-    """A raw site whose folder has neither the reference layout's responses nor a NetCDF
-    (the plan and the cost projection each say what to do about it)."""
-
-
 def site_size(site_config: Mapping[str, Any], site: str) -> SiteShape:
     """A site's neurons and images before ingest, the one count the plan's chunks and the
     cost projection share: a simulated site's settings, else the raw files' headers
     (``sacnn.data.raw.site_shape``, nothing loaded), with ``n_neurons`` of the config
-    replacing the neuron count. Raises :class:`NoRawData`, or ``DataValidationError`` for
+    replacing the neuron count. Raises ``WorkflowConfigError`` (no raw files; the plan and the cost projection each
+    add what to do), or ``DataValidationError`` for
     a file the headers cannot be read from."""
     if "simulate" in site_config:
         sim = SiteConfig.from_dict(site_config["simulate"], where=f"sites.{site}.simulate")
@@ -63,7 +60,7 @@ def site_size(site_config: Mapping[str, Any], site: str) -> SiteShape:
     folder = Path(site_raw_dir(site_config, site))
     files = site_file_stem(site_config, site)
     if not (folder / f"trainRsp_{files}.npy").exists() and not (folder / f"{files}.nc").exists():
-        raise NoRawData(f"sites.{site}: no raw data found in {folder}: expected "
+        raise WorkflowConfigError(f"sites.{site}: no raw data found in {folder}: expected "
                         f"trainRsp_{files}.npy ... (reference layout) or {files}.nc")
     shape = site_shape(folder, files)
     return SiteShape(int(site_config.get("n_neurons", shape.neurons)), shape.train_images,

@@ -32,7 +32,6 @@ from sacnn.models.specs import get_architecture
 from sacnn.paths import (
     RAW_OPTIONAL,
     RAW_REFERENCE,
-    NoRawData,
     flatten_paths,
     metrics_file,
     model_dir,
@@ -121,7 +120,7 @@ class WorkflowPlan:
             return int(cfg["n_neurons"])  # the files are not read: a dry run needs none
         try:
             return site_size(cfg, site).neurons
-        except NoRawData as exc:
+        except WorkflowConfigError as exc:
             raise WorkflowConfigError(f"{exc}; see docs/data-format.md, or set "
                                       f"sites.{site}.n_neurons to plan a dry run") from None
         except DataValidationError as exc:

@@ -19,6 +19,11 @@ class SettingError(ValueError):
     """A setting with a wrong type or value; the message names it and what was expected."""
 
 
+class WorkflowConfigError(ValueError):
+    """A workflow config that does not hold together (its matrix, names, sites, settings);
+    the message names the key. Snakemake's start prints it alone, as ``error: <message>``."""
+
+
 def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
 

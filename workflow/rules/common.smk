@@ -10,7 +10,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from sacnn.experiment import ExperimentConfigError, figures, fraction_value
+from sacnn.experiment import figures, fraction_value
 from sacnn.plots import report_labels
 from sacnn.config_checks import WorkflowConfigError
 from sacnn.paths import flatten_paths, wildcard_alternatives
@@ -34,7 +34,7 @@ NOTEBOOKS = {
 # before any job; a mistake there ends the start with its message, naming the key.
 try:
     PLAN = WorkflowPlan(config, notebooks=NOTEBOOKS)
-except (WorkflowConfigError, ExperimentConfigError) as err:
+except WorkflowConfigError as err:
     sys.exit(f"error: {err}")
 SITES = PLAN.sites
 MODELS = PLAN.models
