@@ -130,6 +130,11 @@ def test_every_model_and_fraction_a_config_names_is_checked_at_its_key(config, c
     (lambda c: c["training"].update(device="tpu"),
      "training.device: got 'tpu', expected 'auto', 'cpu' or 'cuda[:N]'"),
     (lambda c: c["training"].update(device="cuda:x"), "training.device: got 'cuda:x'"),
+    (lambda c: c["training"].update(epochs="many"),  # TrainConfig owns the types too
+     "training: setting 'epochs': expected an integer, got 'many' (str)"),
+    (lambda c: c["training"].update(epochz=3), "training: unknown keys ['epochz']"),
+    (lambda c: c["architectures"].update(mine={"base": "rf-CNN", "readout": "ctl9"}),
+     "architectures.mine: architecture 'mine': readout 'ctl9', expected one of ('fcl', "),
     (lambda c: c["architectures"].update(unused={"base": "rf-CNN", "readout": "ctl",
                                                  "layers": ["sa", "alpha"]}),
      "architectures.unused: architecture 'unused': self-attention cannot be the first layer"),

@@ -617,34 +617,38 @@ def test_precision_settings_are_checked_against_device_and_strategy():
             TrainConfig(**kw)
 
 
-def test_the_schema_offers_exactly_the_training_choices_the_code_accepts():
+def test_training_settings_are_declared_once_in_trainconfig():
+    """The schema leaves `training` to TrainConfig (no key, default or choice of its own);
+    --config values become TrainConfig's field types; and the stacked step's choices are
+    the ones the network offers, each default listed first."""
     import yaml
 
-    from sacnn.training.config import PRECISIONS, SELECTIONS, STRATEGIES
+    from sacnn.models import stacked
+    from sacnn.training import config as C
+    from sacnn.workflow_config import coerce_overrides
 
     root = os.path.dirname(os.path.dirname(__file__))
     with open(os.path.join(root, "workflow", "schemas", "config.schema.yaml")) as fh:
         schema = yaml.safe_load(fh)
-    props = schema["properties"]["training"]["properties"]
-    assert set(props) == set(TrainConfig.__dataclass_fields__)
-    assert tuple(props["strategy"]["enum"]) == STRATEGIES
-    assert tuple(props["precision"]["enum"]) == PRECISIONS
-    assert tuple(props["selection"]["enum"]) == SELECTIONS
-    assert set(props["dtype"]["enum"]) == set(DTYPES)
-    # the stacked step's choices: the schema, the config and the network offer the same
-    from sacnn.models import stacked
-    from sacnn.training import config as C
-
+    section = schema["properties"]["training"]
+    assert "properties" not in section and "additionalProperties" not in section
+    types = TrainConfig.field_types()
+    assert set(types) == set(TrainConfig.__dataclass_fields__) >= set(C.EXECUTION_KEYS)
+    given = {"epochs": "8", "learning_rate": "0.01", "cuda_graph": "false", "device": "cpu",
+             "precision": "exact"}
+    config = {"training": dict(given)}
+    coerce_overrides(config, {"training": given}, schema)
+    assert TrainConfig.from_dict(config["training"]) == TrainConfig(
+        epochs=8, learning_rate=0.01, cuda_graph=False, device="cpu", precision="exact")
+    assert set(DTYPES) == {"float32", "float64"}
     for key, choices, network in [("first_layer", C.FIRST_LAYERS, stacked.FIRST_LAYER_IMPLS),
                                   ("conv", C.CONVS, stacked.CONV_IMPLS),
                                   ("conv_layout", C.CONV_LAYOUTS, stacked.LAYOUTS),
                                   ("max_pool", C.MAX_POOLS, stacked.POOL_IMPLS),
                                   ("attention", C.ATTENTIONS, stacked.ATTENTION_IMPLS),
                                   ("compile", C.COMPILERS, None)]:
-        assert tuple(props[key]["enum"]) == choices and network in (None, choices), key
+        assert network in (None, choices), key
         assert getattr(TrainConfig(), key) == choices[0], key  # the default is listed first
-    assert props["cudnn_benchmark"]["type"] == props["cuda_graph"]["type"] == "boolean"
-    assert set(C.EXECUTION_KEYS) <= set(props)
 
 
 # -- weights: one module writes and reads them ----------------------------------------------

@@ -42,6 +42,7 @@ from sacnn.data.raw import SiteShape
 from sacnn.data.validate import DataValidationError
 from sacnn.models import get_architecture
 from sacnn.models.cost import training_flops, training_memory_bytes
+from sacnn.training.config import TrainConfig
 from sacnn.workflow_config import load_config
 from sacnn.yamlfile import DuplicateKeyError
 
@@ -92,14 +93,15 @@ def training_jobs(config: Mapping[str, Any], overrides: Mapping[str, SiteShape],
                   chunk_size: int | None = None) -> list[Job]:
     """Every training job of the config, grouped by (site, model, fraction); ``chunk_size``
     replaces the config's chunk sizes (``chunk_size`` and ``chunk_sizes``)."""
-    epochs = config["training"]["epochs"]
+    training = TrainConfig.from_dict(config.get("training"))
+    epochs = training.epochs
     jobs = []
     models = experiment.all_models(config)
     for site, model, fraction in experiment.trained_cells(config):
         size = site_size(config, site, overrides)
         taken = fraction_count(size.train_images, experiment.fraction_value(fraction))
         n_hold = 0
-        if config["training"]["selection"] == "holdout":  # ingest's own hold-out rule
+        if training.selection == "holdout":  # ingest's own hold-out rule
             h = IngestOptions.from_dict(config["sites"][site].get("ingest")).holdout_fraction
             n_hold = int(holdout_from_rank(np.arange(taken), h).sum())
         size_of_chunks = chunk_size or experiment.model_chunk_size(config, model)
@@ -181,7 +183,7 @@ def project(jobs: Sequence[Job], config: Mapping[str, Any], throughput: Throughp
     """Per cell: jobs, hours, the estimated memory of its largest chunk and whether that
     chunk risks the card's memory (measured out of memory, or estimated above ``card_gib``)."""
     rows = []
-    batch = config["training"]["batch_size"]
+    batch = TrainConfig.from_dict(config.get("training")).batch_size
     for job in jobs:
         spec = get_architecture(job.architecture, config.get("architectures"))
         flops = training_flops(spec)

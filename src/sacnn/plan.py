@@ -40,7 +40,7 @@ from sacnn.paths import (
     site_size,
 )
 from sacnn.provenance import code_digest
-from sacnn.training.config import ModelSpec
+from sacnn.training.config import ModelSpec, TrainConfig
 
 
 class WorkflowPlan:
@@ -220,7 +220,7 @@ class WorkflowPlan:
             "models": {m: self.models[m] for m in models},
             "architectures": {m: self.model_architecture(m) for m in models},
             "seeds": {
-                "training": config["training"]["seed"],
+                "training": TrainConfig.from_dict(config["training"]).seed,
                 "simulate": {s: self.sites[s]["simulate"].get("seed", 0)
                              for s in sites if self.is_simulated(s)},
                 "ingest": {s: (self.sites[s].get("ingest") or {}).get("seed", 0)

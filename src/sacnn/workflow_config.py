@@ -98,10 +98,22 @@ def _coerce(text: str, types: list[str]) -> Any:
     return text
 
 
+def _with_training_types(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema with ``training``'s field types, which TrainConfig declares."""
+    from sacnn.training.config import TrainConfig  # light: settings only
+
+    types = {k: {"type": t} for k, t in TrainConfig.field_types().items()}
+    properties = dict(schema.get("properties") or {})
+    properties["training"] = {**(properties.get("training") or {}), "properties": types}
+    return {**schema, "properties": properties}
+
+
 def coerce_overrides(config: MutableMapping[str, Any], overrides: Mapping[str, Any],
                      schema: Mapping[str, Any]) -> None:
     """Convert, in ``config``, the string values that ``overrides`` (``--config``) set to
     the type ``schema`` gives their key; other values are left to the validator."""
+
+    schema = _with_training_types(schema)
 
     def walk(target: Any, given: Any, node: Mapping[str, Any] | None) -> None:
         keys = (given.keys() if isinstance(given, Mapping)

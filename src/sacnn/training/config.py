@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from sacnn.settings import SettingError, check_settings
+
 if TYPE_CHECKING:
     from sacnn.models.specs import ArchitectureSpec
 
@@ -145,15 +147,28 @@ class TrainConfig:
     def from_dict(cls, data: Mapping[str, Any] | None) -> TrainConfig:
         """Build from a config mapping; unknown keys are refused (typos fail at once)."""
         data = dict(data or {})
-        allowed = {f.name for f in fields(cls)}
-        unknown = set(data) - allowed
+        kinds = {f.name: str(f.type) for f in fields(cls)}  # int, float, str, bool
+        unknown = set(data) - set(kinds)
         if unknown:
             raise TrainingConfigError(
-                f"training: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+                f"training: unknown keys {sorted(unknown)}; allowed: {sorted(kinds)}")
+        try:
+            check_settings(data, kinds, where="training")
+        except SettingError as exc:
+            raise TrainingConfigError(str(exc)) from None
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def field_types(cls) -> dict[str, str]:
+        """Each field's JSON type (``integer``, ``number``, ``string``, ``boolean``): what a
+        ``--config training={...}`` value, read as text, is converted to
+        (``sacnn.workflow_config.coerce_overrides``). The schema leaves ``training`` to this
+        class: its keys, defaults and allowed values are declared here only."""
+        json_types = {"int": "integer", "float": "number", "str": "string", "bool": "boolean"}
+        return {f.name: json_types[str(f.type)] for f in fields(cls)}
 
 
 @dataclass(frozen=True)
