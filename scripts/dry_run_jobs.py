@@ -4,11 +4,12 @@
 
 runs ``snakemake -n -p`` in an empty results folder (none of the checkout's results count)
 and prints each job once: its rule, wildcards, inputs, outputs, log, threads, resources and
-shell command (every param the job is handed is in its shell line), sorted, without what
-changes from run to run (job ids, dates, the reasons). Two configs, or one config before
-and after a refactor, plan the same work exactly when the outputs are equal: a refactor of
-how configs are assembled was checked this way (docs/architecture.md, "Adding a figure").
-Nothing is run.
+shell command (every param a job is handed is in its shell line, but the `code` digest,
+which changes with the code on purpose), sorted, without what changes from run to run (job
+ids, dates, the reasons, the temporary folder). Two configs, or one config before and after
+a refactor, plan the same work exactly when the outputs are equal: the experiment matrix
+(config/matrix.yaml, issue #20) was introduced with every shipped config's output unchanged
+(config/README.md, "The matrix and the scale configs"). Nothing is run.
 """
 
 from __future__ import annotations
