@@ -26,6 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from sacnn import metrics as M
+from sacnn import noise_ceiling
 from sacnn.fileio import write_csv, write_netcdf
 from sacnn.provenance import code_version
 from sacnn.settings import fraction_argument
@@ -220,8 +221,8 @@ def score(preds: xr.Dataset, dataset: xr.Dataset | None = None, *, site: str = "
             "pt_k": M.n_top(p.size, top_fraction),
         }
         if usable and trials is not None and trials.shape[-1] >= 2:
-            row["feve"] = measure_or_nan(M.feve, p, trials[i])
-            row["cc_norm"] = measure_or_nan(M.normalized_correlation, p, trials[i])
+            row["feve"] = measure_or_nan(noise_ceiling.feve, p, trials[i])
+            row["cc_norm"] = measure_or_nan(noise_ceiling.normalized_correlation, p, trials[i])
         row["init_seed"] = int(preds["init_seed"].values[i]) if "init_seed" in preds else -1
         rows.append(row)
     df = pd.DataFrame(rows, columns=[*METRIC_COLUMNS, "init_seed"])
