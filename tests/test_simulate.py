@@ -12,7 +12,8 @@ from fixtures_data import write_reference
 from sacnn.data import ingest, open_dataset
 from sacnn.simulate import SiteConfig, load_oracle, simulate_site, write_site
 from sacnn.simulate import stimuli as stim
-from sacnn.simulate.neurons import MODEL_SIZE, Population, _log_gsm, aperture_mask
+from sacnn.simulate.filters import MODEL_SIZE, aperture_mask, log_gsm
+from sacnn.simulate.neurons import Population
 
 TINY = {"site": "t", "n_neurons": 6, "n_train": 120, "n_val": 20, "repeats": 4}
 
@@ -183,14 +184,14 @@ def test_aperture_closes_gate():
 
 def test_centre_energy_matches_direct_loop():
     """The GEMM path agrees with a per-neuron loop over explicit Gabors (reference)."""
-    from sacnn.simulate.neurons import _gabor_pair
+    from sacnn.simulate.filters import gabor_pair
 
     pop = Population.sample(3, 2)
     imgs = np.random.default_rng(1).random((4, 50, 50)).astype(np.float32)
     e = pop.raw(imgs)["full"]["E"]
     P = pop.params
     for i in range(3):
-        ge, go = _gabor_pair(P["x0"][i], P["y0"][i], P["theta"][i], P["sf"][i],
+        ge, go = gabor_pair(P["x0"][i], P["y0"][i], P["theta"][i], P["sf"][i],
                              P["sigma_x"][i], P["sigma_y"][i])
         x = imgs.reshape(4, -1).astype(np.float64) - 0.5
         le, lo = x @ ge, x @ go
@@ -212,7 +213,7 @@ def test_gsm_density_matches_integral(n):
                 * np.exp(-v * v / 2)
 
         val, _ = quad(integrand, 0, np.inf, limit=200)
-        got = _log_gsm(np.array([lam]), n)[0] - (n / 2) * np.log(2 * np.pi)
+        got = log_gsm(np.array([lam]), n)[0] - (n / 2) * np.log(2 * np.pi)
         assert got == pytest.approx(np.log(val), abs=5e-3)
 
 

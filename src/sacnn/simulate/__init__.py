@@ -10,7 +10,7 @@ from sacnn._lazy import lazy_package
 # Loaded on first use (sacnn._lazy), so that `sacnn.simulate.config` stays light to import:
 # the workflow validates simulation settings when it starts without loading scipy.
 _EXPORTS = {
-    "aperture_mask": "sacnn.simulate.neurons",
+    "aperture_mask": "sacnn.simulate.filters",
     "load_oracle": "sacnn.simulate.site",
     "NoiseParams": "sacnn.simulate.noise",
     "Population": "sacnn.simulate.neurons",

@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import kve
 
 from sacnn.seeding import numpy_rng
 from sacnn.simulate.calibration import (
@@ -41,16 +40,22 @@ from sacnn.simulate.calibration import (
     solve_weights,
 )
 from sacnn.simulate.config import SURROUND_KINDS
+from sacnn.simulate.filters import (
+    BANK_SF,
+    MODEL_SIZE,
+    N_ORI,
+    SUBNORMAL,
+    aperture_mask,
+    bank,
+    bank_positions,
+    gabor_pair,
+    gate_weights,
+    grid_centre,
+    log_gsm,
+)
 
-MODEL_SIZE = 50
-N_ORI = 8
-BANK_SF = (0.08, 0.14, 0.25)
-RING1 = (4.0, 8)  # radius (px), positions: centre pool
-RING2 = (10.0, 16)  # near surround (gate uses every other position)
-RING3 = (16.0, 16)  # far surround
 N_C_DIMS = 2
 N_S_DIMS = 16
-SUBNORMAL = 1e-6
 COLLINEAR_KAPPA_POS = 3.0
 """Association field: position weight exp(k (cos 2(phi - axis) - 1)) around the preferred edge
 axis; half-height at +-17 degrees, flanks (90 degrees off) at exp(-6)."""
@@ -68,50 +73,6 @@ CALIB_FIELDS = {
 }
 #: raw filter quantities each surround kind needs (read-out inputs)
 RAW_KEYS = {"divisive": ("E", "xc2", "Nc", "Ns", "xs2"), "collinear": ("E", "Nc", "Nf")}
-
-
-def _centre() -> float:
-    return (MODEL_SIZE - 1) / 2.0
-
-
-def _grid() -> tuple[np.ndarray, np.ndarray]:
-    yy, xx = np.mgrid[0:MODEL_SIZE, 0:MODEL_SIZE].astype(np.float64)
-    return yy, xx
-
-
-def aperture_mask(radius: float) -> np.ndarray:
-    """Disc of ``radius`` px around the image centre (50x50 grid): the analysis aperture."""
-    yy, xx = _grid()
-    c = _centre()
-    return (yy - c) ** 2 + (xx - c) ** 2 <= radius ** 2
-
-
-def _gabor_pair(x0, y0, theta, f, sx, sy) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-mean quadrature Gabors, flattened (2500,). sx is along the carrier direction."""
-    yy, xx = _grid()
-    dx, dy = xx - x0, yy - y0
-    u = dx * np.cos(theta) + dy * np.sin(theta)
-    v = -dx * np.sin(theta) + dy * np.cos(theta)
-    env = np.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2))
-    ge = env * np.cos(2 * np.pi * f * u)
-    go = env * np.sin(2 * np.pi * f * u)
-    ge -= env * (ge.sum() / env.sum())  # no response to uniform luminance
-    return ge.ravel(), go.ravel()
-
-
-def bank_positions() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(n_pos, 2) positions (x, y), the ring of each (0 centre, 1..3), and gate positions."""
-    c = _centre()
-    pos = [(c, c)]
-    ring = [0]
-    for k, (radius, count) in enumerate((RING1, RING2, RING3), start=1):
-        for j in range(count):
-            a = 2 * np.pi * j / count
-            pos.append((c + radius * np.cos(a), c + radius * np.sin(a)))
-            ring.append(k)
-    ring_arr = np.array(ring)
-    gate = np.flatnonzero(ring_arr == 2)[::2]
-    return np.array(pos), ring_arr, gate
 
 
 @dataclass
@@ -147,7 +108,7 @@ class Population:
         """Parameters drawn from the seed alone, whatever the surround kind and strength, so
         that the sites of one seed differ only in their surround."""
         rng = numpy_rng(seed, "neurons")
-        c = _centre()
+        c = grid_centre()
         f = np.exp(rng.uniform(np.log(0.08), np.log(0.25), n))
         nx = rng.uniform(0.25, 0.6, n)
         ny = rng.uniform(0.3, 0.9, n)
@@ -181,11 +142,11 @@ class Population:
         P = self.params
         pos, ring, _ = bank_positions()
         mask = aperture_mask(self.aperture_radius).ravel()
-        cols = [_gabor_pair(P["x0"][i], P["y0"][i], P["theta"][i], P["sf"][i],
+        cols = [gabor_pair(P["x0"][i], P["y0"][i], P["theta"][i], P["sf"][i],
                             P["sigma_x"][i], P["sigma_y"][i]) for i in range(self.n)]
         ge = np.stack([a for a, _ in cols], axis=1)
         go = np.stack([b for _, b in cols], axis=1)
-        W = np.concatenate([ge, go, _bank(pos, ring, mask)], axis=1)
+        W = np.concatenate([ge, go, bank(pos, ring, mask)], axis=1)
         W[np.abs(W) < SUBNORMAL] = 0.0  # float32 subnormals make the GEMM ~10x slower
         Wm = W * mask[:, None]
         self._nz = np.flatnonzero(np.any(Wm != 0, axis=0))
@@ -211,7 +172,7 @@ class Population:
         if self.surround_kind == "divisive":
             otune = np.exp(P["kappa"][None, :] * (np.cos(2 * dori) - 1))
             out["Ns"] = (sfw * otune)[:, None, :] * swin[None, :, :]
-            out["xs2"] = _gate_weights(P["sf"], P["theta"], len(pos))
+            out["xs2"] = gate_weights(P["sf"], P["theta"], len(pos))
         else:
             # the preferred edge runs across the carrier direction theta, at theta + pi/2
             axis = np.arctan2(dy, dx) - (P["theta"][None, :] + np.pi / 2)
@@ -303,8 +264,8 @@ class Population:
         lc = np.sqrt(np.maximum(lc2, 0))
         ls = np.sqrt(np.maximum(ls2, 0))
         lcs = np.sqrt(np.maximum(lc2 + ls2, 0))
-        log_ratio = (_log_gsm(lcs, N_C_DIMS + N_S_DIMS) - _log_gsm(lc, N_C_DIMS)
-                     - _log_gsm(ls, N_S_DIMS))
+        log_ratio = (log_gsm(lcs, N_C_DIMS + N_S_DIMS) - log_gsm(lc, N_C_DIMS)
+                     - log_gsm(ls, N_S_DIMS))
         pi = self.params["pi_dep"][None, :]
         z = np.log(pi / (1 - pi)) + log_ratio
         return (1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))).astype(np.float32)
@@ -397,36 +358,6 @@ class Population:
         )
 
 
-def _bank(pos: np.ndarray, ring: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Quadrature pairs of every bank channel (sf, ori) at every position, (2500, columns) in
-    the order (sf, ori, pos, quadrature). Surround filters (rings 2, 3) are blind inside the
-    aperture and centre-pool filters (rings 0, 1) outside it: the aperture image then drives
-    the centre pool exactly as the full image does, and the surround not at all."""
-    bank = []
-    for f in BANK_SF:
-        s = float(np.clip(0.5 / f, 1.2, 3.5))
-        for th in np.arange(N_ORI) * np.pi / N_ORI:
-            for k, (x, y) in enumerate(pos):
-                inside = mask if ring[k] <= 1 else ~mask
-                a, b = _gabor_pair(x, y, th, f, s, s)
-                bank.extend([np.where(inside, a, 0.0), np.where(inside, b, 0.0)])
-    return np.stack(bank, axis=1)
-
-
-def _gate_weights(sf: np.ndarray, theta: np.ndarray, n_pos: int) -> np.ndarray:
-    """The MGSM gate's surround input: the bank channel closest to each neuron's orientation
-    and SF at the 8 gate positions of ring 2, (channel, position, neuron)."""
-    _, _, gate_pos = bank_positions()
-    oris = np.arange(N_ORI) * np.pi / N_ORI
-    sf_idx = np.argmin(np.abs(np.log(np.array(BANK_SF))[:, None] - np.log(sf)[None, :]), axis=0)
-    dori = np.abs(((oris[:, None] - theta[None, :]) + np.pi / 2) % np.pi - np.pi / 2)
-    ori_idx = np.argmin(dori, axis=0)
-    wg = np.zeros((len(BANK_SF) * N_ORI, n_pos, sf.size))
-    for i in range(sf.size):
-        wg[sf_idx[i] * N_ORI + ori_idx[i], gate_pos, i] = 1.0
-    return wg
-
-
 def _combine(t: dict[str, np.ndarray], w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drive D = e (1 + w fac) / (base + w sup) for per-neuron weights ``w``, and the share
     of it that the facilitation adds, w fac / (1 + w fac)."""
@@ -448,26 +379,3 @@ def _map_chunks(m: dict[str, np.ndarray], fn, chunk: int = 8192) -> dict[str, np
     return out
 
 
-# -------------------------------------------------------------------- GSM density (Bessel table)
-_LOGLAM = np.linspace(np.log(1e-4), np.log(1e4), 4000)
-_TABLES: dict[float, np.ndarray] = {}
-
-
-def _log_kve_table(nu: float) -> np.ndarray:
-    if nu not in _TABLES:
-        _TABLES[nu] = np.log(kve(nu, np.exp(_LOGLAM)))
-    return _TABLES[nu]
-
-
-def _log_gsm(lam: np.ndarray, n: int) -> np.ndarray:
-    """log p(x) + (n/2) log 2pi for a Rayleigh-mixer GSM with identity covariance.
-
-    p(x) = (2 pi)^(-n/2) lam^(1 - n/2) K_(n/2 - 1)(lam),  lam = |x|. log K_nu is interpolated
-    from a table of log kve (4000 points in log lam), far cheaper than calling the Bessel
-    function per entry.
-    """
-    nu = abs(n / 2 - 1)
-    lam = np.clip(lam.astype(np.float64), 1e-4, 1e4)
-    loglam = np.log(lam)
-    logk = np.interp(loglam, _LOGLAM, _log_kve_table(nu)) - lam
-    return (1 - n / 2) * loglam + logk

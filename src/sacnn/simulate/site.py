@@ -18,7 +18,8 @@ from sacnn.data.preprocess import area_downsample
 from sacnn.provenance import code_version, config_json
 from sacnn.simulate import noise as noise_mod
 from sacnn.simulate.config import DEFAULT_VAL_PHOTOS, SITE_KINDS, SiteConfig  # noqa: F401
-from sacnn.simulate.neurons import Population, aperture_mask
+from sacnn.simulate.filters import aperture_mask
+from sacnn.simulate.neurons import Population
 from sacnn.simulate.realism import format_summary, realism_stats, summarise
 from sacnn.simulate.stimuli import make_stimuli
 
