@@ -267,3 +267,41 @@ def test_training_cli_reports_a_corrupt_dataset_and_bad_settings(tmp_path, capsy
         assert exc.value.code == 2, fraction
         assert f"error: argument --fraction: expected a number in (0, 1], got '{fraction}'" in err
     assert not (tmp_path / "w.pt").exists() and not (tmp_path / "p.nc").exists()
+
+
+@pytest.mark.parametrize("command", [
+    ["tables", "table", "--out", "OUT"],
+    ["tables", "parameters", "--out", "OUT"],
+    ["claims", "--out", "OUT"],
+    ["groundtruth", "site", "--site", "s", "--truth", "t.nc", "--dataset", "d.nc", "--out", "OUT"],
+])
+@pytest.mark.parametrize(("spec", "message"), [
+    ("{not json", "error: argument --spec: not valid JSON"),
+    ("[1, 2]", "error: argument --spec: expected a JSON object, got list"),
+])
+def test_result_commands_refuse_a_spec_that_is_not_a_json_object(
+        tmp_path, capsys, command, spec, message):
+    """--spec of the commands that read results is a usage error (status 2, one line), not a
+    traceback, and nothing is written."""
+    import importlib
+
+    module = importlib.import_module(f"sacnn.{command[0]}")
+    out = tmp_path / "out.csv"
+    argv = [str(out) if a == "OUT" else a for a in command[1:]] + ["--spec", spec]
+    with pytest.raises(SystemExit) as exc:
+        module.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and message in err, err
+    assert "Traceback" not in err and not out.exists()
+
+
+def test_groundtruth_gather_refuses_provenance_that_is_not_a_json_object(tmp_path, capsys):
+    from sacnn.groundtruth import main as groundtruth_main
+
+    out = tmp_path / "groundtruth.csv"
+    with pytest.raises(SystemExit) as exc:
+        groundtruth_main(["gather", str(tmp_path / "a.csv"), "--out", str(out),
+                          "--provenance", "{"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "error: argument --provenance: not valid JSON" in err, err
+    assert not out.exists()

@@ -33,7 +33,6 @@ surround-dependent claim must be *shown* null: ``control`` is ``null shown`` (in
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from sacnn.experiment import NO_SURROUND, replicate_name
 from sacnn.fileio import write_csv, write_json
 from sacnn.provenance import code_version
 from sacnn.seeding import numpy_rng
+from sacnn.settings import json_object_argument
 
 CLAIM_COLUMNS = [
     "claim", "statement", "kind", "site", "site_surround", "control_site", "measure", "scale",
@@ -419,7 +419,7 @@ def summary(df: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None, prog: str = "python -m sacnn.claims") -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--spec", required=True,
+    p.add_argument("--spec", required=True, type=json_object_argument,
                    help="JSON: tests, default_sites, confidence, alpha, interval, bootstrap, "
                         "permutations, adjust, seed, margins, controls {site: [sites]}, sites "
                         "{site: {surround, dataset, metrics {model: {fraction: path}}, "
@@ -427,7 +427,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.claims") ->
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--meta", type=Path)
     args = p.parse_args(argv)
-    spec = json.loads(args.spec)
+    spec = args.spec
     try:
         df = evaluate(spec)
     except ValueError as exc:

@@ -81,6 +81,7 @@ from sacnn.data.preprocess import apply_image_norm
 from sacnn.evaluation import VAL_IMAGE, read_predictions, score
 from sacnn.fileio import write_csv, write_json
 from sacnn.provenance import code_version
+from sacnn.settings import json_object_argument
 
 GROUNDTRUTH_COLUMNS = [
     "site", "model", "label", "fraction", "neuron", "corr", "corr_truth", "ceiling",
@@ -387,20 +388,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.groundtruth
     s.add_argument("--site", required=True)
     s.add_argument("--truth", required=True, type=Path)
     s.add_argument("--dataset", required=True, type=Path)
-    s.add_argument("--spec", required=True, help="JSON {models: {key: {label, fraction, "
+    s.add_argument("--spec", required=True, type=json_object_argument, help="JSON {models: {key: {label, fraction, "
                    "predictions, weights: [...]}}, top_fraction}")
     s.add_argument("--out", required=True, type=Path)
     g = sub.add_parser("gather", help="concatenate per-site tables, with a provenance sidecar")
     g.add_argument("tables", nargs="+", type=Path)
     g.add_argument("--out", required=True, type=Path)
     g.add_argument("--meta", type=Path)
-    g.add_argument("--provenance", default="{}", help="JSON recorded in the sidecar")
+    g.add_argument("--provenance", default={}, type=json_object_argument, help="JSON recorded in the sidecar")
     args = p.parse_args(argv)
     try:
         if args.command == "site":
             from sacnn.data.ingest import open_dataset
 
-            spec = json.loads(args.spec)
+            spec = args.spec
             truth = read_truth(args.truth)
             dataset = open_dataset(args.dataset)
             df = recovery(args.site, truth, dataset, spec["models"],
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.groundtruth
                 write_json({"code_version": code_version(),
                             "inputs": [str(t) for t in args.tables],
                             "columns": GROUNDTRUTH_COLUMNS,
-                            "provenance": json.loads(args.provenance)}, args.meta)
+                            "provenance": args.provenance}, args.meta)
     except (GroundTruthError, ValueError) as exc:
         raise SystemExit(f"sacnn.groundtruth: error: {exc}") from None
     summary = df.groupby(["site", "model"], sort=False)[

@@ -44,7 +44,6 @@ table adds ``section`` (A.1-A.3) and ``versus`` (the row its delta compares with
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Mapping
@@ -58,6 +57,7 @@ from sacnn.experiment import is_pairs_table
 from sacnn.fileio import sha256_file, write_csv, write_json
 from sacnn.metrics import peak_reach, summarize
 from sacnn.provenance import code_version
+from sacnn.settings import json_object_argument
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
     from sacnn.handoffs import TableSpec
@@ -299,17 +299,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m sacnn.tables") ->
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("table", help="one of the paper's tables from metrics.csv files")
-    t.add_argument("--spec", required=True, help="JSON: sites, models/rows, baseline, "
+    t.add_argument("--spec", required=True, type=json_object_argument, help="JSON: sites, models/rows, baseline, "
                    "fraction(s), labels, metrics {site: {model: {fraction: path}}}, provenance")
     t.add_argument("--out", required=True, type=Path)
     t.add_argument("--meta", type=Path, help="JSON sidecar (config, seeds, code, inputs)")
     t.add_argument("--html", type=Path, help="the table in the paper's layout (HTML page)")
     q = sub.add_parser("parameters", help="parameter counts of the architectures used")
-    q.add_argument("--spec", required=True, help="JSON: {name: architecture spec dict}")
+    q.add_argument("--spec", required=True, type=json_object_argument,
+                   help="JSON: {name: architecture spec dict}")
     q.add_argument("--out", required=True, type=Path)
     q.add_argument("--html", type=Path, help="the table as an HTML page")
     args = p.parse_args(argv)
-    spec = json.loads(args.spec)
+    spec = args.spec
     if args.command == "table":
         df = write_table(spec, args.out, args.meta, args.html)
     else:
