@@ -627,6 +627,36 @@ def test_centre_share_of_trained_networks(tree):
     assert ((ff > 0) & (ff < 1)).all()
 
 
+def test_centre_share_is_computed_on_one_thread_whatever_the_machine_has(tree, monkeypatch):
+    """centre_share is a forward pass, whose float32 sums depend on torch's thread count
+    (1e-10 apart between 1 and 2 threads on the demo): it runs on one thread, and gives the
+    same bits whatever the caller's setting."""
+    import torch
+
+    import sacnn.analysis
+
+    data = validation_images(tree["inputs"]["datasets"]["S1"])
+    weights = tree["inputs"]["weights"]["S1"]["ff_cnn"]
+    seen, real = [], sacnn.analysis.centre_share
+
+    def spy(net, images):
+        seen.append(torch.get_num_threads())
+        return real(net, images)
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = centre_share_values(weights, data)
+        monkeypatch.setattr(sacnn.analysis, "centre_share", spy)
+        torch.set_num_threads(2)
+        two = centre_share_values(weights, data)
+        assert torch.get_num_threads() == 2  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+    assert seen and set(seen) == {1}
+    assert one.to_numpy().tobytes() == two.to_numpy().tobytes()
+
+
 def test_the_experiment_matrix_trains_what_the_claims_compare():
     cfg = {
         "sites": {"a": {"simulate": {"seed": 1}},

@@ -109,6 +109,31 @@ def test_trained_models_are_probed_on_the_aperture_images(tree):
         ff["surround_mod_corr"].iloc[0], abs=1e-4)
 
 
+def test_the_probes_run_on_one_thread_whatever_the_machine_has(tree, monkeypatch):
+    """A forward pass's sum order depends on torch's thread count; the ground truth's probes
+    run on one thread, so the same config gives the same numbers on any machine."""
+    import sacnn.analysis
+
+    seen = []
+    real = sacnn.analysis.attention_surround_effect
+
+    def spy(net, images):
+        seen.append(torch.get_num_threads())
+        return real(net, images)
+
+    monkeypatch.setattr(sacnn.analysis, "attention_surround_effect", spy)
+    site, before = "S1", torch.get_num_threads()
+    ds = open_dataset(tree["inputs"]["datasets"][site])
+    torch.set_num_threads(2)
+    try:
+        recovery(site, read_truth(_truth_path(tree, site)), ds,
+                 _models(tree, site, ["ff_sa_cnn"]))
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_truth_with_shuffled_images_is_an_error_not_a_low_number(tree, tmp_path):
     site = "S1"
     truth = read_truth(_truth_path(tree, site))

@@ -9,7 +9,8 @@ compared as strings (NetCDF and CSV files may store them as integers or text).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ __all__ = [
     "feature_grid",
     "load_networks",
     "metrics_from_predictions",
+    "one_thread",
     "population_tuning",
     "pt_summary",
     "rank_ordered_tuning",
@@ -49,6 +51,20 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------- networks
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside: a convolution's sum order depends on the thread
+    count, so a number a job computes by a forward pass (centre_share, the ground truth's
+    probes) would otherwise depend on the machine's cores (1e-10 apart between 1 and 2
+    threads on the demo's ff+sa-CNN), and the same config would not give the same numbers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _images_tensor(images: Any, net: Network) -> torch.Tensor:

@@ -58,14 +58,17 @@ def validation_images(dataset: str | Path) -> np.ndarray:
 
 
 def centre_share_values(weights: Sequence[str | Path], images: np.ndarray) -> pd.Series:
-    """``centre_share`` per neuron on ``images`` (a dataset's validation images)."""
+    """``centre_share`` per neuron on ``images`` (a dataset's validation images), computed on
+    one thread so that it does not depend on the machine's cores."""
     import torch
 
-    from sacnn.analysis import centre_share
+    from sacnn.analysis import centre_share, one_thread
     from sacnn.training.weights import load_networks
 
     ids, nets = load_networks(weights, dtype=torch.float32)
-    return pd.Series([centre_share(net, images) for net in nets], index=ids, dtype=float)
+    with one_thread():
+        shares = [centre_share(net, images) for net in nets]
+    return pd.Series(shares, index=ids, dtype=float)
 
 
 class SpecValues:

@@ -273,7 +273,7 @@ def probe_networks(weights: Sequence[str | Path], neurons: Sequence[str], images
     """
     import torch
 
-    from sacnn.analysis import attention_surround_effect
+    from sacnn.analysis import attention_surround_effect, one_thread
     from sacnn.training.weights import load_networks
 
     ids, nets = load_networks(weights, dtype=torch.float32)
@@ -286,7 +286,7 @@ def probe_networks(weights: Sequence[str | Path], neurons: Sequence[str], images
     xa = torch.as_tensor(np.asarray(aperture_images, dtype=np.float32))
     out = {k: np.full((len(neurons), len(x)), np.nan)
            for k in ("full", "aperture", "effect", "output_norm")}
-    with torch.no_grad():
+    with torch.no_grad(), one_thread():  # numbers independent of the machine's cores
         for i, nid in enumerate(neurons):
             net = by_id[nid].eval()
             for key, imgs in (("full", x), ("aperture", xa)):
