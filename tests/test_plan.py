@@ -142,6 +142,23 @@ def test_every_model_and_fraction_a_config_names_is_checked_at_its_key(config, c
      "architectures.unused: architecture 'unused': channels must be a positive integer"),
     (lambda c: c["models"]["rf_cnn"].update(combine_init="random"),
      "models.rf_cnn.combine_init: 'random' needs a decomposed (FC1) readout"),
+    # a model entry's keys and types: ModelSpec's (the schema leaves the entry to it)
+    (lambda c: c["models"]["rf_cnn"].update(freeze="alpha"),
+     "models.rf_cnn: setting 'freeze': expected a list of strings, got 'alpha' (str)"),
+    (lambda c: c["models"]["rf_cnn"].update(architecture=30),
+     "models.rf_cnn: setting 'architecture': expected a string, got 30 (int)"),
+    (lambda c: c["models"]["rf_cnn"].update(labl="rf"), "models.rf_cnn: unknown keys ['labl']"),
+    (lambda c: c["models"]["rf_cnn"].pop("architecture"),
+     "models.rf_cnn: missing key 'architecture'"),
+    (lambda c: c["models"]["rf_sa_cnn_star_incr"].update(load="alpha"),
+     "models.rf_sa_cnn_star_incr: setting 'load': expected a list of strings, got 'alpha'"),
+    (lambda c: c["models"]["ff_sa_cnn_star_incr_fc1"].update(load={"alpha": 1}),
+     ("models.ff_sa_cnn_star_incr_fc1: setting 'load': expected a list of module names or a "
+     "mapping of names to names")),
+    (lambda c: c["models"]["rf_cnn"].update(combine_init="zeros"),
+     "models.rf_cnn.combine_init: 'zeros', expected one of ('identity', 'random')"),
+    (lambda c: c["models"]["rf_cnn"].update(init_from="rf_cnn"),
+     "models.rf_cnn: init_from forms a cycle ['rf_cnn']"),
     (lambda c: c["models"]["rf_sa_cnn_star_incr"].update(freeze=["alpah"]),
      ("models.rf_sa_cnn_star_incr.freeze[0]: 'alpah' is not a module of architecture "
      "'rf+sa-CNN*'")),

@@ -280,7 +280,7 @@ def test_fc1_combination_starts_at_identity_or_at_random_as_released():
         "readout.combine.weight"])  # seeded
     with pytest.raises(TrainingConfigError, match="needs a decomposed"):
         initial_state(TINY["ff"], ModelSpec("m", "x", combine_init="random"), c, "s", 1, None)
-    with pytest.raises(TrainingConfigError, match="combine_init 'zeros'"):
+    with pytest.raises(TrainingConfigError, match="models.m.combine_init: 'zeros', expected one of"):
         ModelSpec.from_dict("m", {"architecture": "x", "combine_init": "zeros"})
 
 

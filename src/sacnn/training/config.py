@@ -20,6 +20,11 @@ class TrainingConfigError(ValueError):
 STRATEGIES = ("auto", "per_model", "stacked", "reference")
 SELECTIONS = ("holdout", "validation")
 COMBINE_INITS = ("identity", "random")
+#: A model entry's keys and their types (:func:`sacnn.settings.check_setting`), and ``load``:
+#: a list of names or a mapping of names to names, checked by :meth:`ModelSpec.from_dict`.
+MODEL_KINDS = {"architecture": "str", "label": "str", "init_from": "str?", "freeze": "strs",
+               "combine_init": "str"}
+MODEL_KEYS = (*MODEL_KINDS, "load")
 PRECISIONS = ("auto", "exact", "tf32", "bf16")
 # How the stacked (GPU) strategy computes a step (sacnn.models.stacked, docs/performance.md);
 # each choice equals the reference per-model network in float64 (tests).
@@ -194,32 +199,49 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if self.combine_init not in COMBINE_INITS:
-            raise TrainingConfigError(f"model {self.model!r}: combine_init "
+            raise TrainingConfigError(f"models.{self.model}.combine_init: "
                                       f"{self.combine_init!r}, expected one of {COMBINE_INITS}")
         if self.load and not self.init_from:
-            raise TrainingConfigError(f"model {self.model!r}: 'load' needs 'init_from'")
+            raise TrainingConfigError(f"models.{self.model}.load: 'load' needs 'init_from'")
         if self.init_from == self.model:
-            raise TrainingConfigError(f"model {self.model!r}: cannot initialise from itself")
+            raise TrainingConfigError(f"models.{self.model}.init_from: a model cannot "
+                                      "initialise from itself")
 
     @classmethod
     def from_dict(cls, model: str, data: Mapping[str, Any]) -> ModelSpec:
-        """Parse ``{architecture, label, init_from, load: {src: dst} | [src], freeze: [...]}``."""
-        allowed = {"architecture", "label", "init_from", "load", "freeze", "combine_init"}
-        unknown = set(data) - allowed
+        """Parse ``{architecture, label, init_from, load: {src: dst} | [src], freeze: [...],
+        combine_init}``: the keys, their types and values are declared here only (the schema
+        leaves a model's entry to this class). Errors name the key, ``models.<model>``."""
+        where = f"models.{model}"
+        if not isinstance(data, Mapping):
+            raise TrainingConfigError(f"{where}: expected a mapping of settings, got "
+                                      f"{type(data).__name__}")
+        unknown = set(data) - set(MODEL_KEYS)
         if unknown:
-            raise TrainingConfigError(
-                f"model {model!r}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+            raise TrainingConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: "
+                                      f"{sorted(MODEL_KEYS)}")
         if "architecture" not in data:
-            raise TrainingConfigError(f"model {model!r}: missing key 'architecture'")
+            raise TrainingConfigError(f"{where}: missing key 'architecture'")
+        try:
+            check_settings(data, MODEL_KINDS, where=where)
+        except SettingError as exc:
+            raise TrainingConfigError(str(exc)) from None
         load = data.get("load") or {}
         if isinstance(load, Mapping):
-            pairs = tuple((str(k), str(v)) for k, v in load.items())
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in load.items()):
+                raise TrainingConfigError(f"{where}: setting 'load': expected a list of module "
+                                          f"names or a mapping of names to names, got {load!r}")
+            pairs = tuple(load.items())
         else:
-            pairs = tuple((str(k), str(k)) for k in load)
-        return cls(model=model, architecture=str(data["architecture"]),
-                   label=str(data.get("label", "")), init_from=data.get("init_from"),
-                   load=pairs, freeze=tuple(str(f) for f in data.get("freeze") or ()),
-                   combine_init=str(data.get("combine_init", "identity")))
+            try:
+                check_settings({"load": load}, {"load": "strs"}, where=where)
+            except SettingError as exc:
+                raise TrainingConfigError(f"{exc} (or a mapping of names to names)") from None
+            pairs = tuple((k, k) for k in load)
+        return cls(model=model, architecture=data["architecture"],
+                   label=data.get("label", ""), init_from=data.get("init_from"),
+                   load=pairs, freeze=tuple(data.get("freeze") or ()),
+                   combine_init=data.get("combine_init", "identity"))
 
 
 def check_stage(stage: ModelSpec, spec: ArchitectureSpec,
