@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sacnn.settings import SettingError, check_settings
+
 
 @dataclass(frozen=True)
 class ReadoutKind:
@@ -281,12 +283,15 @@ class ArchitectureSpec:
         if self.readout not in READOUT_KINDS:
             raise SpecError(f"{where}: readout {self.readout!r}, expected one of "
                             f"{tuple(READOUT_KINDS)}")
-        if not isinstance(self.channels, int) or self.channels < 1:
+        if not isinstance(self.channels, int) or isinstance(self.channels, bool) \
+                or self.channels < 1:
             raise SpecError(f"{where}: channels must be a positive integer, got {self.channels!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise SpecError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}")
         if self.attention_dim < 1:
             raise SpecError(f"{where}: attention_dim must be >= 1, got {self.attention_dim!r}")
+        if self.input_size < 1:
+            raise SpecError(f"{where}: input_size must be >= 1, got {self.input_size!r}")
         if not self.layers:
             raise SpecError(f"{where}: layers is empty")
         unknown = [layer.kind for layer in self.layers if layer.kind not in LAYER_KINDS]
@@ -366,22 +371,58 @@ class ArchitectureSpec:
         }
 
 
-_SPEC_KEYS = {"name", "channels", "layers", "readout", "attention_dim", "dropout", "input_size",
-              "description", "base"}
+#: The keys of an architecture's config entry and their kinds (``sacnn.settings``): the
+#: one declaration of them (the config schema leaves ``architectures`` to
+#: :func:`spec_from_dict`; ``--config`` values get their types from :func:`spec_field_types`).
+_SPEC_KINDS = {"name": "str", "channels": "int", "layers": "strs", "readout": "str",
+               "attention_dim": "int", "dropout": "float", "input_size": "int",
+               "description": "str", "base": "str"}
+_SPEC_KEYS = set(_SPEC_KINDS)
+
+
+def spec_field_types() -> dict[str, str]:
+    """Each key's JSON type (``integer``, ``number``, ``string``, ``array``): what a
+    ``--config architectures={...}`` value, read as text, is converted to
+    (``sacnn.workflow_config.coerce_overrides``), as ``TrainConfig.field_types`` does for
+    ``training``."""
+    json_types = {"int": "integer", "float": "number", "str": "string", "strs": "array"}
+    return {key: json_types[kind] for key, kind in _SPEC_KINDS.items()}
+
+
+def _layers(name: str, tokens: Any) -> tuple[LayerSpec, ...]:
+    layers = []
+    for i, token in enumerate(tokens):
+        try:
+            layers.append(parse_layer(token))
+        except SpecError as exc:
+            raise SpecError(f"architecture {name!r}: layers[{i}]: {exc}") from None
+    return tuple(layers)
 
 
 def spec_from_dict(name: str, data: Mapping[str, Any],
                    known: Mapping[str, ArchitectureSpec] | None = None) -> ArchitectureSpec:
     """Build a spec from a config mapping; ``base: <name>`` starts from a named spec.
 
-    Unknown keys are refused so that a typo in config fails at once. ``name`` may be given
-    (``ArchitectureSpec.to_dict()`` holds it, so the two round-trip) but must agree with
-    ``name``.
+    Every key is checked here (the config schema leaves ``architectures`` to this function):
+    unknown keys are refused so that a typo in config fails at once, every value's type
+    (``channels``, ``attention_dim`` and ``input_size`` integers, not booleans; ``dropout``
+    a number; ``layers`` a list of layer tokens; ``readout``, ``description`` and ``base``
+    strings), then their values (the spec's own checks: ranges, a known readout and layer
+    kinds, a known ``base``), each message naming the architecture and the key. ``name`` may
+    be given (``ArchitectureSpec.to_dict()`` holds it, so the two round-trip) but must agree
+    with ``name``.
     """
+    if not isinstance(data, Mapping):
+        raise SpecError(f"architecture {name!r}: expected a mapping of its keys "
+                        f"({sorted(_SPEC_KEYS)}), got {data!r}")
     unknown = set(data) - _SPEC_KEYS
     if unknown:
         raise SpecError(f"architecture {name!r}: unknown keys {sorted(unknown)}; "
                         f"allowed: {sorted(_SPEC_KEYS)}")
+    try:
+        check_settings(data, _SPEC_KINDS, where=f"architecture {name!r}")
+    except SettingError as exc:
+        raise SpecError(str(exc)) from None
     if "name" in data and data["name"] != name:
         raise SpecError(f"architecture {name!r}: its data names it {data['name']!r}")
     known = NAMED_ARCHITECTURES if known is None else known
@@ -393,7 +434,7 @@ def spec_from_dict(name: str, data: Mapping[str, Any],
         changes: dict[str, Any] = {k: v for k, v in data.items()
                                    if k not in ("name", "base", "layers")}
         if "layers" in data:
-            changes["layers"] = tuple(parse_layer(t) for t in data["layers"])
+            changes["layers"] = _layers(name, data["layers"])
         return replace(base, name=name, **changes)
     missing = {"channels", "layers", "readout"} - set(data)
     if missing:
@@ -401,7 +442,7 @@ def spec_from_dict(name: str, data: Mapping[str, Any],
     return ArchitectureSpec(
         name=name,
         channels=int(data["channels"]),
-        layers=tuple(parse_layer(t) for t in data["layers"]),
+        layers=_layers(name, data["layers"]),
         readout=str(data["readout"]),
         attention_dim=int(data.get("attention_dim", 5)),
         dropout=float(data.get("dropout", 0.3)),
