@@ -140,6 +140,58 @@ def test_every_model_and_fraction_a_config_names_is_checked_at_its_key(config, c
      "architectures.unused: architecture 'unused': self-attention cannot be the first layer"),
     (lambda c: c["architectures"].update(unused={"base": "ff-CNN", "channels": 0}),
      "architectures.unused: architecture 'unused': channels must be a positive integer"),
+])
+def test_settings_the_typed_settings_check_fail_when_the_plan_is_built(config, change, message):
+    """What a training job would refuse after ingest (and after the stage before it) is
+    refused before any job: the training settings, every architecture, every stage."""
+    change(config)
+    with pytest.raises(plan.WorkflowConfigError, match=re.escape(message)):
+        plan.WorkflowPlan(config, NOTEBOOKS)
+
+
+_A = "architectures.a: architecture 'a': "
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"base": "ff-CNN", "channels": "abc"}, "setting 'channels': expected an integer, got 'abc'"),
+    ({"base": "ff-CNN", "channels": True}, "setting 'channels': expected an integer, got True"),
+    ({"base": "ff-CNN", "channels": 2.5}, "setting 'channels': expected an integer, got 2.5"),
+    ({"base": "ff-CNN", "channels": -3}, "channels must be a positive integer, got -3"),
+    ({"base": "ff-CNN", "layers": "alpha"}, "setting 'layers': expected a list of strings"),
+    ({"base": "ff-CNN", "layers": ["alpha", 3]}, "setting 'layers': expected a list of strings"),
+    ({"base": "ff-CNN", "layers": ["alpha", "gamma"]},
+     "layers[1]: layer 'gamma': expected 'alpha', 'beta(k=<odd int>)' or 'sa(gamma=true|false)'"),
+    ({"base": "ff-CNN", "layers": []}, "layers is empty"),
+    ({"base": "ff-CNN", "readout": "ctl9"}, "readout 'ctl9', expected one of ('fcl', 'ctl', "),
+    ({"base": "ff-CNN", "readout": 1}, "setting 'readout': expected a string, got 1 (int)"),
+    ({"base": "ff-CNN", "attention_dim": 0}, "attention_dim must be >= 1, got 0"),
+    ({"base": "ff-CNN", "attention_dim": "five"}, "setting 'attention_dim': expected an integer"),
+    ({"base": "ff-CNN", "attention_dim": False}, "setting 'attention_dim': expected an integer"),
+    ({"base": "ff-CNN", "dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
+    ({"base": "ff-CNN", "dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
+    ({"base": "ff-CNN", "dropout": "x"}, "setting 'dropout': expected a number, got 'x' (str)"),
+    ({"base": "ff-CNN", "dropout": True}, "setting 'dropout': expected a number, got True"),
+    ({"base": "ff-CNN", "input_size": 0}, "input_size must be >= 1, got 0"),
+    ({"base": "ff-CNN", "input_size": "50"}, "setting 'input_size': expected an integer"),
+    ({"base": "ff-CNN", "description": 5}, "setting 'description': expected a string, got 5"),
+    ({"base": "ffCNN"}, "base 'ffCNN' is not a known architecture"),
+    ({"base": ["ff-CNN"]}, "setting 'base': expected a string, got ['ff-CNN'] (list)"),
+    ({"base": "ff-CNN", "chanels": 8}, "unknown keys ['chanels']; allowed: "),
+    ({"channels": 8, "layers": ["alpha"]}, "missing keys ['readout']"),
+    ({"channels": "8", "layers": ["alpha"], "readout": "fcl"},
+     "setting 'channels': expected an integer, got '8' (str)"),
+    ("ff-CNN", "expected a mapping of its keys"),
+])
+def test_every_architecture_key_is_checked_when_the_plan_is_built(config, entry, message):
+    """The schema leaves architectures to spec_from_dict: each wrong key, type or value is
+    refused at `snakemake -n` with the architecture's and the key's names, never as a bare
+    ValueError or TypeError (issue #20)."""
+    config["architectures"]["a"] = entry
+    with pytest.raises(plan.WorkflowConfigError, match=re.escape(_A + message)):
+        plan.WorkflowPlan(config, NOTEBOOKS)
+
+
+@pytest.mark.parametrize("change, message", [
     (lambda c: c["models"]["rf_cnn"].update(combine_init="random"),
      "models.rf_cnn.combine_init: 'random' needs a decomposed (FC1) readout"),
     # a model entry's keys and types: ModelSpec's (the schema leaves the entry to it)
@@ -171,9 +223,9 @@ def test_every_model_and_fraction_a_config_names_is_checked_at_its_key(config, c
         {"readout.linear": "readout.center"}),
      "models.ff_sa_cnn_star_incr_fc1.load.readout.linear: 'readout.center' is not a module"),
 ])
-def test_settings_the_typed_settings_check_fail_when_the_plan_is_built(config, change, message):
+def test_stages_the_typed_settings_check_fail_when_the_plan_is_built(config, change, message):
     """What a training job would refuse after ingest (and after the stage before it) is
-    refused before any job: the training settings, every architecture, every stage."""
+    refused before any job: every stage (what it loads and freezes, its readout's options)."""
     change(config)
     with pytest.raises(plan.WorkflowConfigError, match=re.escape(message)):
         plan.WorkflowPlan(config, NOTEBOOKS)
@@ -279,6 +331,27 @@ def test_command_line_values_are_coerced_to_the_schemas_types(config):
     assert merged["training"]["learning_rate"] == 0.01
     assert merged["training"]["channels_last"] is True
     assert merged["chunk_size"] == 7
+
+
+def test_command_line_architecture_values_get_the_specs_types(config):
+    """`--config 'architectures={x: {channels: 8, ...}}'` arrives as text; the schema leaves
+    architectures to spec_from_dict, whose key types (spec_field_types) convert it."""
+    given = {"x": {"base": "ff-CNN", "channels": "8", "dropout": "0.25", "attention_dim": "3",
+                   "input_size": "50", "description": "10", "layers": ["alpha", "alpha",
+                                                                      "beta(k=3)"]}}
+    merged = copy.deepcopy(config)
+    merged["architectures"] = copy.deepcopy(given)
+    coerce_overrides(merged, {"architectures": given}, SCHEMA)
+    x = merged["architectures"]["x"]
+    assert (x["channels"], x["dropout"], x["attention_dim"], x["input_size"]) == (8, 0.25, 3, 50)
+    assert x["description"] == "10" and x["base"] == "ff-CNN"
+    assert x["layers"] == ["alpha", "alpha", "beta(k=3)"]
+    merged["architectures"]["x"]["channels"] = "abc"
+    coerce_overrides(merged, {"architectures": {"x": {"channels": "abc"}}}, SCHEMA)
+    with pytest.raises(plan.WorkflowConfigError, match=re.escape(
+            "architectures.x: architecture 'x': setting 'channels': expected an integer, "
+            "got 'abc' (str)")):
+        plan.WorkflowPlan(merged, NOTEBOOKS)
 
 
 def test_values_that_do_not_convert_are_left_for_the_validator(config):

@@ -765,6 +765,19 @@ def test_config_values_on_the_command_line_are_coerced_or_explained(tmp_path):
     assert proc.returncode != 0 and "chunk_size" in proc.stdout + proc.stderr
 
 
+def test_architecture_values_on_the_command_line_get_the_specs_types_or_its_message(tmp_path):
+    """The schema leaves architectures to spec_from_dict: `channels: 8` from --config (text)
+    arrives as an integer, `channels: abc` is refused at `snakemake -n` by its key."""
+    work = workdir_with(tmp_path, TINY)
+    snakemake(work, "-n", "--cores", "2", "--config",
+              "architectures={mine: {base: ff-CNN, channels: 8, dropout: 0.5}}")
+    proc = snakemake(work, "-n", "--cores", "2", "--config",
+                     "architectures={mine: {base: ff-CNN, channels: abc}}", check=False)
+    assert proc.returncode != 0
+    assert ("architectures.mine: architecture 'mine': setting 'channels': expected an "
+            "integer, got 'abc' (str)") in proc.stdout + proc.stderr
+
+
 def test_each_rules_code_param_digests_the_module_its_shell_runs():
     """A rule's `code` param names a sacnn command; its shell must run that command's module,
     or editing the module would not rerun the rule."""

@@ -26,7 +26,7 @@ from sacnn.metrics import (
     summarize,
 )
 from sacnn.models import ArchitectureSpec, DecomposedReadout, Network, SelfAttention
-from sacnn.models.specs import READOUT_KINDS
+from sacnn.models.specs import LAYER_KINDS, READOUT_KINDS
 from sacnn.training.weights import load_networks  # the figures' way to the trained networks
 
 __all__ = [
@@ -231,21 +231,19 @@ def architecture_layers(spec: ArchitectureSpec) -> list[dict[str, Any]]:
 
     One dict per block (input first, readout last): ``kind`` (input, alpha, beta, sa,
     readout), ``group`` (module name as used by stages: ``alpha.0``, ``attention.0``,
-    ``beta.1``, ``readout``), ``kernel``, ``pool``, ``v_mapping``, ``channels`` and ``size``
-    of the block's output, and ``readout`` / ``inputs`` (features read) for the readout.
+    ``beta.1``, ``readout``), ``channels`` and ``size`` of the block's output, a layer's
+    kind's ``details`` (alpha, beta: ``kernel``, ``pool``; sa: ``v_mapping``,
+    ``attention_dim``), and ``readout`` / ``inputs`` (features read) for the readout.
     """
     maps = spec.feature_maps()
     rows: list[dict[str, Any]] = [{"kind": "input", "group": "input", "channels": 1,
                                    "size": maps[0].size}]
-    counts = {"alpha": 0, "attention": 0, "beta": 0}
+    counts: dict[str, int] = {}
     for layer, m in zip(spec.layers, maps[1:], strict=True):
-        row: dict[str, Any] = {"kind": layer.kind, "group": f"{layer.group}.{counts[layer.group]}",
+        i = counts[layer.group] = counts.get(layer.group, -1) + 1
+        row: dict[str, Any] = {"kind": layer.kind, "group": f"{layer.group}.{i}",
                                "channels": spec.channels}
-        counts[layer.group] += 1
-        if layer.kind in ("alpha", "beta"):
-            row.update(kernel=layer.kernel, pool=layer.kind == "alpha")
-        else:
-            row.update(v_mapping=layer.v_mapping, attention_dim=spec.attention_dim)
+        row.update(LAYER_KINDS[layer.kind].details(layer, spec))
         row["size"] = m.size
         rows.append(row)
     size = spec.output_size

@@ -15,8 +15,9 @@ the default so that the demo's narrower settings cannot leak into it) or an over
 onto the default (:func:`is_complete`). Snakemake reads ``--config key=value`` with YAML's
 base loader, so every scalar arrives as a string (``--config 'training={epochs: 8}'`` gives
 ``"8"``): :func:`coerce_overrides` turns the values given on the command line into the type
-the schema asks for, before validation, and leaves anything it cannot convert for the
-validator to report. :func:`load_config` does all of it for the tools that read a config
+the schema asks for (for ``training`` and ``architectures``, which the schema leaves to their
+typed settings, the types those declare), before validation, and leaves anything it cannot
+convert for the validator or the start checks to report. :func:`load_config` does all of it for the tools that read a config
 without Snakemake (``sacnn cost``, the tests), as the Snakefile does.
 """
 
@@ -98,13 +99,19 @@ def _coerce(text: str, types: list[str]) -> Any:
     return text
 
 
-def _with_training_types(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The schema with ``training``'s field types, which TrainConfig declares."""
+def _with_settings_types(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The schema with the types of ``training``'s fields, which TrainConfig declares, and
+    of every architecture's keys, which ``sacnn.models.specs.spec_from_dict`` declares."""
+    from sacnn.models.specs import spec_field_types  # light: no torch
     from sacnn.training.config import TrainConfig  # light: settings only
 
     types = {k: {"type": t} for k, t in TrainConfig.field_types().items()}
     properties = dict(schema.get("properties") or {})
     properties["training"] = {**(properties.get("training") or {}), "properties": types}
+    architecture = {"type": "object",
+                    "properties": {k: {"type": t} for k, t in spec_field_types().items()}}
+    properties["architectures"] = {**(properties.get("architectures") or {}),
+                                   "additionalProperties": architecture}
     return {**schema, "properties": properties}
 
 
@@ -113,7 +120,7 @@ def coerce_overrides(config: MutableMapping[str, Any], overrides: Mapping[str, A
     """Convert, in ``config``, the string values that ``overrides`` (``--config``) set to
     the type ``schema`` gives their key; other values are left to the validator."""
 
-    schema = _with_training_types(schema)
+    schema = _with_settings_types(schema)
 
     def walk(target: Any, given: Any, node: Mapping[str, Any] | None) -> None:
         keys = (given.keys() if isinstance(given, Mapping)

@@ -1,4 +1,4 @@
-"""Models: architecture specs (data), blocks, self-attention, readouts, parameter counts."""
+"""Models: architecture specs (data), layers (blocks, self-attention), readouts, parameter counts."""
 
 from sacnn._lazy import lazy_package
 
@@ -6,10 +6,10 @@ from sacnn._lazy import lazy_package
 # (specs) while it parses, and must not load torch to do so.
 _EXPORTS = {
     "ArchitectureSpec": "sacnn.models.specs",
-    "AttentionBlock": "sacnn.models.network",
+    "AttentionBlock": "sacnn.models.layers",
     "build_network": "sacnn.models.network",
     "CentreReadout": "sacnn.models.readouts",
-    "ConvBlock": "sacnn.models.network",
+    "ConvBlock": "sacnn.models.layers",
     "count_parameters": "sacnn.models.parameters",
     "DecomposedReadout": "sacnn.models.readouts",
     "FeatureMap": "sacnn.models.specs",
@@ -22,7 +22,7 @@ _EXPORTS = {
     "parse_layer": "sacnn.models.specs",
     "Readout": "sacnn.models.readouts",
     "released_code_extra": "sacnn.models.parameters",
-    "SelfAttention": "sacnn.models.network",
+    "SelfAttention": "sacnn.models.layers",
     "spec_from_dict": "sacnn.models.specs",
     "SpecError": "sacnn.models.specs",
 }

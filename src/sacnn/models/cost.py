@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sacnn.models.specs import READOUT_KINDS, ArchitectureSpec
+from sacnn.models.specs import LAYER_KINDS, READOUT_KINDS, ArchitectureSpec
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,7 @@ def forward_macs(spec: ArchitectureSpec) -> list[LayerCost]:
     c_in, c, d = 1, spec.channels, spec.attention_dim
     out: list[LayerCost] = []
     for i, (layer, (conv, _)) in enumerate(zip(spec.layers, spec.sizes(), strict=True)):
-        if layer.kind in ("alpha", "beta"):
-            macs = conv * conv * c * c_in * layer.kernel ** 2
-        else:  # query and key projections, q.k and attention.v (values: d or all c channels)
-            hw = conv * conv
-            macs = 2 * hw * d * c + hw * hw * d + hw * hw * (d if layer.v_mapping else c)
-            if layer.v_mapping:
-                macs += 2 * hw * d * c  # value and output projections
+        macs = LAYER_KINDS[layer.kind].macs(layer, conv, c_in, c, d)
         out.append(LayerCost(f"{i}:{layer.token}", macs))
         c_in = c
     hw = spec.output_size ** 2
@@ -49,28 +43,15 @@ def training_flops(spec: ArchitectureSpec) -> int:
     return total - 2 * layers[0].macs
 
 
-#: Bytes a training step keeps per activation element of the stacked bf16 step (the
-#: measured default path, sacnn.models.stacked): a pooled block keeps its convolution's
-#: float32 output for the max-pool's backward, and per pooled element int64 indices (8),
-#: the batch norm's float32 input (4), the sigmoid's output (4) and the bfloat16 copy the
-#: next convolution reads (2); a block without pooling the last three.
-_POOL_INPUT_BYTES, _POOLED_BYTES, _PLAIN_BYTES = 4, 18, 10
-
-
 def activation_bytes(spec: ArchitectureSpec) -> int:
     """Bytes one image through one model keeps for the backward in a stacked bf16 step,
-    plus the float32 gradient of the largest map (alive while its layer's backward runs)."""
+    plus the float32 gradient of the largest map (alive while its layer's backward runs);
+    each layer's share is its kind's ``activation_bytes`` (``sacnn.models.specs``)."""
     total, largest = 0, 0
     c, d = spec.channels, spec.attention_dim
     for layer, (conv, size) in zip(spec.layers, spec.sizes(), strict=True):
         largest = max(largest, conv * conv * c)
-        if layer.kind == "alpha":
-            total += _POOL_INPUT_BYTES * conv * conv * c + _POOLED_BYTES * size * size * c
-        elif layer.kind == "beta":
-            total += _PLAIN_BYTES * conv * conv * c
-        else:  # input, projections, attention map, output, batch norm, sigmoid (float32)
-            hw, dv = size * size, d if layer.v_mapping else c
-            total += 4 * (hw * c * 4 + hw * (2 * d + dv) + hw * hw)
+        total += LAYER_KINDS[layer.kind].activation_bytes(layer, conv, size, c, d)
     return total + 4 * largest
 
 
@@ -78,11 +59,7 @@ def parameter_count(spec: ArchitectureSpec) -> int:
     """Trainable parameters of one model (batch-norm statistics aside), from the spec."""
     c, d, c_in, total = spec.channels, spec.attention_dim, 1, 0
     for layer in spec.layers:
-        if layer.kind == "sa":
-            total += c * d + d + c * d + (2 * c * d + d + c if layer.v_mapping else 0) + 1
-        else:
-            total += c_in * c * layer.kernel ** 2
-        total += 2 * c  # batch-norm weight and bias
+        total += LAYER_KINDS[layer.kind].parameters(layer, c_in, c, d)
         c_in = c
     hw = spec.output_size ** 2
     return total + READOUT_KINDS[spec.readout].parameters(c, hw)

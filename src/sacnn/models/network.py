@@ -1,10 +1,5 @@
-"""Building blocks (alpha/beta CPBs, self-attention) and the per-neuron network (readouts:
+"""The per-neuron network (its blocks: ``sacnn.models.layers``; readouts:
 ``sacnn.models.readouts``).
-
-Block order follows the released code: conv -> (2x2 max-pool) -> batch norm -> sigmoid ->
-Dropout2d, valid convolutions, no dropout after the last block. Two deliberate differences,
-both function-preserving (see docs/reproduction-notes.md): convolutions that feed a batch norm
-have no bias, and the attention key projection has no bias (their gradients are exactly zero).
 
 Dropout masks can be passed in explicitly. The trainer draws them with the counter-based hash
 of :mod:`sacnn.models.dropout`, so a neuron's masks do not depend on which other neurons share
@@ -16,117 +11,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sacnn.models.dropout import dropout_masks
+from sacnn.models.layers import LAYER_MODULES
 from sacnn.models.readouts import READOUT_MODULES, Readout
-from sacnn.models.specs import ArchitectureSpec, SpecError
-
-
-def apply_dropout2d(x: Tensor, mask: Tensor | None, p: float, training: bool) -> Tensor:
-    """Channel dropout. ``mask`` (B, C, 1, 1) holds 0 or 1/(1-p); None draws one as torch does."""
-    if not training or p == 0.0:
-        return x
-    if mask is None:
-        return F.dropout2d(x, p, training=True)
-    return x * mask
-
-
-class ConvBlock(nn.Module):
-    """alpha-CPB (5x5 conv + 2x2 max-pool) or beta-CPB (kxk conv), then BN, sigmoid, dropout."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, pool: bool,
-                 dropout: float) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel, bias=False)
-        self.pool = pool
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.p = dropout
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = self.conv(x)
-        if self.pool:
-            x = F.max_pool2d(x, 2)
-        x = torch.sigmoid(self.bn(x))
-        return apply_dropout2d(x, mask, self.p, self.training)
-
-
-class SelfAttention(nn.Module):
-    """Single-head SAGAN-style attention between the hypercolumns of a feature map.
-
-    energy[i, j] = q_i . k_j (no 1/sqrt(d) scaling, as released), softmax over keys j,
-    out_i = sum_j attention[i, j] v_j, result = x + residual_gain * out with the gain
-    initialised to 0 (the layer starts as the identity). ``v_mapping`` is the paper's gamma:
-    True maps V by a 1x1 conv (C -> d) and projects back (d -> C); False uses V = x.
-    """
-
-    def __init__(self, channels: int, dim: int, v_mapping: bool) -> None:
-        super().__init__()
-        self.v_mapping = v_mapping
-        self.query = nn.Conv2d(channels, dim, 1)
-        # A key bias adds q_i . b to every energy of row i: softmax ignores it, gradient 0.
-        self.key = nn.Conv2d(channels, dim, 1, bias=False)
-        if v_mapping:
-            self.value = nn.Conv2d(channels, dim, 1)
-            self.project = nn.Conv2d(dim, channels, 1)
-        self.residual_gain = nn.Parameter(torch.zeros(1))
-
-    def attend(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Return (output, attention) with attention of shape (B, HW queries, HW keys)."""
-        b, _, h, w = x.shape
-        q = self.query(x).reshape(b, -1, h * w)
-        k = self.key(x).reshape(b, -1, h * w)
-        attention = torch.softmax(torch.bmm(q.transpose(1, 2), k), dim=-1)
-        v = self.value(x) if self.v_mapping else x
-        out = torch.bmm(v.reshape(b, v.shape[1], h * w), attention.transpose(1, 2))
-        out = out.reshape(b, v.shape[1], h, w)
-        if self.v_mapping:
-            out = self.project(out)
-        return x + self.residual_gain * out, attention
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.attend(x)[0]
-
-
-class AttentionBlock(nn.Module):
-    """Self-attention followed by BN, sigmoid and dropout (the released code's ``sa_reg``)."""
-
-    def __init__(self, channels: int, dim: int, v_mapping: bool, dropout: float) -> None:
-        super().__init__()
-        self.sa = SelfAttention(channels, dim, v_mapping)
-        self.bn = nn.BatchNorm2d(channels)
-        self.p = dropout
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        x = torch.sigmoid(self.bn(self.sa(x)))
-        return apply_dropout2d(x, mask, self.p, self.training)
-
-
+from sacnn.models.specs import LAYER_KINDS, ArchitectureSpec, SpecError
 
 
 class Network(nn.Module):
     """One neuron's model, built from an :class:`ArchitectureSpec`.
 
-    Blocks live in three lists named by kind (``alpha``, ``attention``, ``beta``) plus a
-    ``readout``, so parameter names (``alpha.1.conv.weight``) are stable across the
-    architectures of an incremental chain and stages can load each other's blocks.
+    Blocks live in one list per layer kind's group (``alpha``, ``attention``, ``beta``:
+    ``LayerSpec.group``) plus a ``readout``, so parameter names (``alpha.1.conv.weight``)
+    are stable across the architectures of an incremental chain and stages can load each
+    other's blocks. Each block is its kind's module (``sacnn.models.layers.LAYER_MODULES``).
     """
 
     def __init__(self, spec: ArchitectureSpec) -> None:
         super().__init__()
         self.spec = spec
-        self.alpha = nn.ModuleList()
-        self.attention = nn.ModuleList()
-        self.beta = nn.ModuleList()
+        for name in dict.fromkeys(kind.group for kind in LAYER_KINDS.values()):
+            setattr(self, name, nn.ModuleList())  # every group, in the registry's order
         self.order: list[tuple[str, int]] = []
         channels_in, c, n = 1, spec.channels, len(spec.layers)
         for i, layer in enumerate(spec.layers):
             p = 0.0 if i == n - 1 else spec.dropout  # no dropout right before the readout
-            if layer.kind == "sa":  # never the first layer (ArchitectureSpec checks)
-                block: nn.Module = AttentionBlock(c, spec.attention_dim, layer.v_mapping, p)
-            else:
-                block = ConvBlock(channels_in, c, layer.kernel, layer.kind == "alpha", p)
+            block = LAYER_MODULES[layer.kind].build(layer, spec, channels_in, p)
             group = getattr(self, layer.group)
             group.append(block)
             self.order.append((layer.group, len(group) - 1))
@@ -174,12 +85,11 @@ class Network(nn.Module):
     def attention_maps(self, x: Tensor) -> list[Tensor]:
         """Attention (B, HW, HW) of every self-attention layer, in eval mode semantics."""
         maps = []
-        for group, i in self.order:
+        for (group, i), layer in zip(self.order, self.spec.layers, strict=True):
             block = getattr(self, group)[i]
-            if group == "attention":
-                out, att = block.sa.attend(x)
+            if LAYER_KINDS[layer.kind].attention:
+                x, att = block.attend(x)
                 maps.append(att)
-                x = torch.sigmoid(block.bn(out))
             else:
                 x = block(x, None)
         return maps

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from sacnn.models.network import Network
-from sacnn.models.specs import NAMED_ARCHITECTURES, ArchitectureSpec
+from sacnn.models.specs import LAYER_KINDS, NAMED_ARCHITECTURES, ArchitectureSpec
 
 
 def count_parameters(net: Network, trainable_only: bool = False) -> int:
@@ -17,18 +17,11 @@ def released_code_extra(spec: ArchitectureSpec) -> int:
     """Parameters the released code has on top of ours, all without effect on the output.
 
     Conv biases before a batch norm, the attention key bias, and for gamma = False the
-    value and output projections that are built but never used.
+    value and output projections that are built but never used (each layer kind's
+    ``released_extra``).
     """
     c, d = spec.channels, spec.attention_dim
-    extra = 0
-    for layer in spec.layers:
-        if layer.kind in ("alpha", "beta"):
-            extra += c
-        else:
-            extra += d
-            if not layer.v_mapping:
-                extra += (c * d + d) + (d * c + c)
-    return extra
+    return sum(LAYER_KINDS[layer.kind].released_extra(layer, c, d) for layer in spec.layers)
 
 
 def parameter_table(specs: dict[str, ArchitectureSpec] | None = None) -> pd.DataFrame:

@@ -4,7 +4,9 @@ A spec is a list of layer tokens plus a readout and a channel count. Every model
 names (and the appendix variants) is an entry of ``NAMED_ARCHITECTURES``; a new architecture
 is a config entry, not new code.
 
-Layer tokens:
+Layer tokens (the registry :data:`LAYER_KINDS`: what the spec, the cost model, the analysis
+and the drawings know of a kind; its network module of the same name is in
+``sacnn.models.layers.LAYER_MODULES``):
   ``alpha``            5x5 conv, 2x2 max-pool, batch norm, sigmoid (alpha-CPB)
   ``beta(k=K)``        KxK conv, batch norm, sigmoid (beta-CPB, no pooling)
   ``sa(gamma=true)``   single-head self-attention over hypercolumns, V mapped (gamma = True)
@@ -21,6 +23,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from sacnn.settings import SettingError, check_settings
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ READOUT_KINDS = {kind.name: kind for kind in (
                 parameters=lambda c, hw: c + 1 + c * (hw - 1) + 1 + 3),
 )}
 
-_TOKEN = re.compile(r"^\s*(?P<kind>alpha|beta|sa)\s*(?:\((?P<args>[^)]*)\))?\s*$")
+_TOKEN = re.compile(r"^\s*(?P<kind>\w+)\s*(?:\((?P<args>[^)]*)\))?\s*$")
 
 
 class SpecError(ValueError):
@@ -63,7 +67,9 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One processing block: ``kind`` is alpha, beta or sa."""
+    """One processing block: ``kind`` names its entry in :data:`LAYER_KINDS` (alpha, beta,
+    sa); ``kernel`` is the side of the window it convolves over (1: each hypercolumn alone,
+    as attention does), ``v_mapping`` the attention's gamma."""
 
     kind: str
     kernel: int = 5
@@ -71,26 +77,167 @@ class LayerSpec:
 
     @property
     def token(self) -> str:
-        if self.kind == "alpha":
-            return "alpha"
-        if self.kind == "beta":
-            return f"beta(k={self.kernel})"
-        return f"sa(gamma={'true' if self.v_mapping else 'false'})"
+        """The token that :func:`parse_layer` reads back to this layer."""
+        return LAYER_KINDS[self.kind].token(self)
 
     @property
     def group(self) -> str:
         """The network's module list that holds this block (its parameter-name prefix), as
         incremental stages load and freeze it: ``alpha``, ``attention`` or ``beta``."""
-        return "attention" if self.kind == "sa" else self.kind
+        return LAYER_KINDS[self.kind].group
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """A kind of layer as data: what a spec, the cost model, the analysis and the drawings
+    know of it (its network module, torch, is ``sacnn.models.layers.LAYER_MODULES[name]``).
+
+    Syntax: ``syntax`` is its token as an error shows it; ``parse(args, token)`` the
+    :class:`LayerSpec` of a token's ``key=value`` arguments (lower case), raising
+    :class:`SpecError` naming the token; ``token(layer)`` the token back.
+    ``group``: the network's module list holding its blocks, so their parameter names
+    (``<group>.<i>``), the names incremental stages load and freeze.
+    Geometry: a valid ``layer.kernel`` x ``layer.kernel`` window (1 keeps the map's side),
+    then ``pool`` x ``pool`` pooling of stride ``pool`` (1: none); every block outputs the
+    spec's ``channels``. ``not_first``: why it cannot be the first layer (None: it can).
+    ``attention``: its module's ``attend(x)`` returns (output, attention (B, HW, HW)) in
+    evaluation mode (``Network.attention_maps``, Fig. 10).
+    Cost, with ``conv`` the side of its window's output, ``size`` of its output, ``c_in`` and
+    ``c`` channels in and out and ``d`` the spec's ``attention_dim``: ``macs(layer, conv,
+    c_in, c, d)`` multiply-accumulates per image; ``parameters(layer, c_in, c, d)`` trainable
+    parameters (its batch norm's included); ``activation_bytes(layer, conv, size, c, d)``
+    the bytes a stacked bf16 training step keeps for its backward; ``released_extra(layer,
+    c, d)`` the parameters the released code has on top of ours (none for a new kind).
+    Drawings: ``details(layer, spec)`` its fields in a row of
+    ``sacnn.analysis.architecture_layers``; its box is ``colour`` and reads ``title``, then
+    ``label(row, compact)`` when given, then the output's shape.
+    """
+
+    name: str
+    syntax: str
+    parse: Callable[[Mapping[str, str], str], LayerSpec]
+    token: Callable[[LayerSpec], str]
+    group: str
+    title: str
+    colour: str
+    macs: Callable[[LayerSpec, int, int, int, int], int]
+    parameters: Callable[[LayerSpec, int, int, int], int]
+    activation_bytes: Callable[[LayerSpec, int, int, int, int], int]
+    pool: int = 1
+    not_first: str | None = None
+    attention: bool = False
+    details: Callable[[LayerSpec, ArchitectureSpec], dict[str, Any]] = lambda layer, spec: {}
+    label: Callable[[Mapping[str, Any], bool], str] | None = None
+    released_extra: Callable[[LayerSpec, int, int], int] = lambda layer, c, d: 0
+
+
+def _alpha(kv: Mapping[str, str], token: str) -> LayerSpec:
+    if kv:
+        raise SpecError(f"layer {token!r}: alpha takes no arguments (5x5 conv, 2x2 pool)")
+    return LayerSpec("alpha", kernel=5)
+
+
+def _beta(kv: Mapping[str, str], token: str) -> LayerSpec:
+    if set(kv) != {"k"} or not kv["k"].isdigit() or int(kv["k"]) % 2 == 0:
+        raise SpecError(f"layer {token!r}: beta needs one odd kernel size, e.g. beta(k=3)")
+    return LayerSpec("beta", kernel=int(kv["k"]))
+
+
+def _sa(kv: Mapping[str, str], token: str) -> LayerSpec:
+    if set(kv) - {"gamma"} or kv.get("gamma", "true") not in ("true", "false"):
+        raise SpecError(f"layer {token!r}: sa takes gamma=true or gamma=false")
+    return LayerSpec("sa", kernel=1, v_mapping=kv.get("gamma", "true") == "true")
+
+
+def _conv_macs(layer: LayerSpec, conv: int, c_in: int, c: int, d: int) -> int:
+    return conv * conv * c * c_in * layer.kernel ** 2
+
+
+def _conv_parameters(layer: LayerSpec, c_in: int, c: int, d: int) -> int:
+    return c_in * c * layer.kernel ** 2 + 2 * c  # convolution (no bias), batch norm
+
+
+def _sa_macs(layer: LayerSpec, conv: int, c_in: int, c: int, d: int) -> int:
+    """Query and key projections, q.k and attention.v (values: d or all c channels)."""
+    hw = conv * conv
+    macs = 2 * hw * d * c + hw * hw * d + hw * hw * (d if layer.v_mapping else c)
+    if layer.v_mapping:
+        macs += 2 * hw * d * c  # value and output projections
+    return macs
+
+
+def _sa_parameters(layer: LayerSpec, c_in: int, c: int, d: int) -> int:
+    v = 2 * c * d + d + c if layer.v_mapping else 0
+    return c * d + d + c * d + v + 1 + 2 * c  # query, key, value + project, gain, batch norm
+
+
+def _sa_activation_bytes(layer: LayerSpec, conv: int, size: int, c: int, d: int) -> int:
+    """Input, projections, attention map, output, batch norm, sigmoid (float32)."""
+    hw, dv = size * size, d if layer.v_mapping else c
+    return 4 * (hw * c * 4 + hw * (2 * d + dv) + hw * hw)
+
+
+def _sa_released_extra(layer: LayerSpec, c: int, d: int) -> int:
+    """The key bias; for gamma = False the value and output projections, built, unused."""
+    return d + (0 if layer.v_mapping else (c * d + d) + (d * c + c))
+
+
+#: Bytes a training step keeps per activation element of the stacked bf16 step (the
+#: measured default path, sacnn.models.stacked): a pooled block keeps its convolution's
+#: float32 output for the max-pool's backward, and per pooled element int64 indices (8),
+#: the batch norm's float32 input (4), the sigmoid's output (4) and the bfloat16 copy the
+#: next convolution reads (2); a block without pooling the last three.
+_POOL_INPUT_BYTES, _POOLED_BYTES, _PLAIN_BYTES = 4, 18, 10
+
+
+def _conv_details(layer: LayerSpec, spec: ArchitectureSpec) -> dict[str, Any]:
+    return {"kernel": layer.kernel, "pool": layer.kind == "alpha"}
+
+
+def _conv_label(pool: str) -> Callable[[Mapping[str, Any], bool], str]:
+    def label(row: Mapping[str, Any], compact: bool) -> str:
+        return f"{'' if compact else 'conv '}{row['kernel']}×{row['kernel']}{pool}"
+    return label
+
+
+def _sa_label(row: Mapping[str, Any], compact: bool) -> str:
+    width = "" if compact else f", d={row['attention_dim']}"
+    return f"γ={'True' if row['v_mapping'] else 'False'}{width}"
+
+
+#: The layer kinds, by the name a token starts with, in the order the network holds their
+#: module lists (so its ``state_dict``'s order: alpha, attention, beta, then a new kind's).
+LAYER_KINDS: dict[str, LayerKind] = {kind.name: kind for kind in (
+    LayerKind("alpha", "alpha", _alpha, lambda layer: "alpha", group="alpha", title="αCPB",
+              colour="#9ecae1", macs=_conv_macs, parameters=_conv_parameters, pool=2,
+              activation_bytes=lambda layer, conv, size, c, d: (
+                  _POOL_INPUT_BYTES * conv * conv * c + _POOLED_BYTES * size * size * c),
+              details=_conv_details, label=_conv_label(", pool 2"),
+              released_extra=lambda layer, c, d: c),
+    LayerKind("sa", "sa(gamma=true|false)", _sa,
+              lambda layer: f"sa(gamma={'true' if layer.v_mapping else 'false'})",
+              group="attention", title="SA", colour="#fdae6b", macs=_sa_macs,
+              parameters=_sa_parameters, activation_bytes=_sa_activation_bytes,
+              not_first="self-attention cannot be the first layer (it needs a feature map)",
+              attention=True,
+              details=lambda layer, spec: {"v_mapping": layer.v_mapping,
+                                           "attention_dim": spec.attention_dim},
+              label=_sa_label, released_extra=_sa_released_extra),
+    LayerKind("beta", "beta(k=<odd int>)", _beta, lambda layer: f"beta(k={layer.kernel})",
+              group="beta", title="βCPB", colour="#a1d99b", macs=_conv_macs,
+              parameters=_conv_parameters,
+              activation_bytes=lambda layer, conv, size, c, d: _PLAIN_BYTES * conv * conv * c,
+              details=_conv_details, label=_conv_label(""),
+              released_extra=lambda layer, c, d: c),
+)}
 
 
 def parse_layer(token: str) -> LayerSpec:
     """Parse one layer token such as ``beta(k=3)`` or ``sa(gamma=false)``."""
     m = _TOKEN.match(str(token))
-    if not m:
-        raise SpecError(
-            f"layer {token!r}: expected 'alpha', 'beta(k=<odd int>)' or 'sa(gamma=true|false)'"
-        )
+    if not m or m.group("kind") not in LAYER_KINDS:
+        known = [f"'{kind.syntax}'" for _, kind in sorted(LAYER_KINDS.items())]
+        raise SpecError(f"layer {token!r}: expected {', '.join(known[:-1])} or {known[-1]}")
     kind, args = m.group("kind"), m.group("args") or ""
     kv: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in args.split(","))):
@@ -98,17 +245,7 @@ def parse_layer(token: str) -> LayerSpec:
             raise SpecError(f"layer {token!r}: argument {part!r} is not of the form key=value")
         k, v = (s.strip().lower() for s in part.split("=", 1))
         kv[k] = v
-    if kind == "alpha":
-        if kv:
-            raise SpecError(f"layer {token!r}: alpha takes no arguments (5x5 conv, 2x2 pool)")
-        return LayerSpec("alpha", kernel=5)
-    if kind == "beta":
-        if set(kv) != {"k"} or not kv["k"].isdigit() or int(kv["k"]) % 2 == 0:
-            raise SpecError(f"layer {token!r}: beta needs one odd kernel size, e.g. beta(k=3)")
-        return LayerSpec("beta", kernel=int(kv["k"]))
-    if set(kv) - {"gamma"} or kv.get("gamma", "true") not in ("true", "false"):
-        raise SpecError(f"layer {token!r}: sa takes gamma=true or gamma=false")
-    return LayerSpec("sa", kernel=1, v_mapping=kv.get("gamma", "true") == "true")
+    return LAYER_KINDS[kind].parse(kv, str(token))
 
 
 @dataclass(frozen=True)
@@ -146,17 +283,24 @@ class ArchitectureSpec:
         if self.readout not in READOUT_KINDS:
             raise SpecError(f"{where}: readout {self.readout!r}, expected one of "
                             f"{tuple(READOUT_KINDS)}")
-        if not isinstance(self.channels, int) or self.channels < 1:
+        if not isinstance(self.channels, int) or isinstance(self.channels, bool) \
+                or self.channels < 1:
             raise SpecError(f"{where}: channels must be a positive integer, got {self.channels!r}")
         if not 0.0 <= self.dropout < 1.0:
             raise SpecError(f"{where}: dropout must be in [0, 1), got {self.dropout!r}")
         if self.attention_dim < 1:
             raise SpecError(f"{where}: attention_dim must be >= 1, got {self.attention_dim!r}")
+        if self.input_size < 1:
+            raise SpecError(f"{where}: input_size must be >= 1, got {self.input_size!r}")
         if not self.layers:
             raise SpecError(f"{where}: layers is empty")
-        if self.layers[0].kind == "sa":
-            raise SpecError(f"{where}: self-attention cannot be the first layer (it needs a "
-                            "feature map)")
+        unknown = [layer.kind for layer in self.layers if layer.kind not in LAYER_KINDS]
+        if unknown:
+            raise SpecError(f"{where}: layer kind {unknown[0]!r}, expected one of "
+                            f"{tuple(LAYER_KINDS)}")
+        not_first = LAYER_KINDS[self.layers[0].kind].not_first
+        if not_first:
+            raise SpecError(f"{where}: {not_first}")
         if min(min(m.conv, m.size) for m in self.feature_maps()) < 1:
             raise SpecError(f"{where}: the layers shrink a {self.input_size}px input to nothing")
         size = self.output_size
@@ -166,23 +310,25 @@ class ArchitectureSpec:
     def feature_maps(self) -> list[FeatureMap]:
         """The input image, then the output of every layer: the one walk of the geometry.
 
-        Valid convolutions, a 2x2 max-pool after each alpha, attention keeps the map. The
-        network, the cost model, the architecture drawings and the attention maps' placement
-        on the image all read this list, so they cannot disagree.
+        Per layer a valid ``kernel`` x ``kernel`` window, then its kind's pooling (a 2x2
+        max-pool after each alpha; attention keeps the map). The network, the cost model,
+        the architecture drawings and the attention maps' placement on the image all read
+        this list, so they cannot disagree.
         """
         size, offset, stride, rf = self.input_size, 0.0, 1, 1
         maps = [FeatureMap(size, size, offset, stride, rf)]
         for layer in self.layers:
-            if layer.kind in ("alpha", "beta"):
+            if layer.kernel > 1:
                 size -= layer.kernel - 1
                 offset += stride * (layer.kernel - 1) / 2
                 rf += stride * (layer.kernel - 1)
             conv = size
-            if layer.kind == "alpha":
-                size //= 2
-                offset += stride * 0.5
-                rf += stride
-                stride *= 2
+            pool = LAYER_KINDS[layer.kind].pool
+            if pool > 1:
+                size //= pool
+                offset += stride * (pool - 1) / 2
+                rf += stride * (pool - 1)
+                stride *= pool
             maps.append(FeatureMap(conv, size, offset, stride, rf))
         return maps
 
@@ -209,7 +355,7 @@ class ArchitectureSpec:
 
     @property
     def has_attention(self) -> bool:
-        return any(layer.kind == "sa" for layer in self.layers)
+        return any(LAYER_KINDS[layer.kind].attention for layer in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as config data (weights files and figure parameters hold it as JSON);
@@ -225,22 +371,58 @@ class ArchitectureSpec:
         }
 
 
-_SPEC_KEYS = {"name", "channels", "layers", "readout", "attention_dim", "dropout", "input_size",
-              "description", "base"}
+#: The keys of an architecture's config entry and their kinds (``sacnn.settings``): the
+#: one declaration of them (the config schema leaves ``architectures`` to
+#: :func:`spec_from_dict`; ``--config`` values get their types from :func:`spec_field_types`).
+_SPEC_KINDS = {"name": "str", "channels": "int", "layers": "strs", "readout": "str",
+               "attention_dim": "int", "dropout": "float", "input_size": "int",
+               "description": "str", "base": "str"}
+_SPEC_KEYS = set(_SPEC_KINDS)
+
+
+def spec_field_types() -> dict[str, str]:
+    """Each key's JSON type (``integer``, ``number``, ``string``, ``array``): what a
+    ``--config architectures={...}`` value, read as text, is converted to
+    (``sacnn.workflow_config.coerce_overrides``), as ``TrainConfig.field_types`` does for
+    ``training``."""
+    json_types = {"int": "integer", "float": "number", "str": "string", "strs": "array"}
+    return {key: json_types[kind] for key, kind in _SPEC_KINDS.items()}
+
+
+def _layers(name: str, tokens: Any) -> tuple[LayerSpec, ...]:
+    layers = []
+    for i, token in enumerate(tokens):
+        try:
+            layers.append(parse_layer(token))
+        except SpecError as exc:
+            raise SpecError(f"architecture {name!r}: layers[{i}]: {exc}") from None
+    return tuple(layers)
 
 
 def spec_from_dict(name: str, data: Mapping[str, Any],
                    known: Mapping[str, ArchitectureSpec] | None = None) -> ArchitectureSpec:
     """Build a spec from a config mapping; ``base: <name>`` starts from a named spec.
 
-    Unknown keys are refused so that a typo in config fails at once. ``name`` may be given
-    (``ArchitectureSpec.to_dict()`` holds it, so the two round-trip) but must agree with
-    ``name``.
+    Every key is checked here (the config schema leaves ``architectures`` to this function):
+    unknown keys are refused so that a typo in config fails at once, every value's type
+    (``channels``, ``attention_dim`` and ``input_size`` integers, not booleans; ``dropout``
+    a number; ``layers`` a list of layer tokens; ``readout``, ``description`` and ``base``
+    strings), then their values (the spec's own checks: ranges, a known readout and layer
+    kinds, a known ``base``), each message naming the architecture and the key. ``name`` may
+    be given (``ArchitectureSpec.to_dict()`` holds it, so the two round-trip) but must agree
+    with ``name``.
     """
+    if not isinstance(data, Mapping):
+        raise SpecError(f"architecture {name!r}: expected a mapping of its keys "
+                        f"({sorted(_SPEC_KEYS)}), got {data!r}")
     unknown = set(data) - _SPEC_KEYS
     if unknown:
         raise SpecError(f"architecture {name!r}: unknown keys {sorted(unknown)}; "
                         f"allowed: {sorted(_SPEC_KEYS)}")
+    try:
+        check_settings(data, _SPEC_KINDS, where=f"architecture {name!r}")
+    except SettingError as exc:
+        raise SpecError(str(exc)) from None
     if "name" in data and data["name"] != name:
         raise SpecError(f"architecture {name!r}: its data names it {data['name']!r}")
     known = NAMED_ARCHITECTURES if known is None else known
@@ -252,7 +434,7 @@ def spec_from_dict(name: str, data: Mapping[str, Any],
         changes: dict[str, Any] = {k: v for k, v in data.items()
                                    if k not in ("name", "base", "layers")}
         if "layers" in data:
-            changes["layers"] = tuple(parse_layer(t) for t in data["layers"])
+            changes["layers"] = _layers(name, data["layers"])
         return replace(base, name=name, **changes)
     missing = {"channels", "layers", "readout"} - set(data)
     if missing:
@@ -260,7 +442,7 @@ def spec_from_dict(name: str, data: Mapping[str, Any],
     return ArchitectureSpec(
         name=name,
         channels=int(data["channels"]),
-        layers=tuple(parse_layer(t) for t in data["layers"]),
+        layers=_layers(name, data["layers"]),
         readout=str(data["readout"]),
         attention_dim=int(data.get("attention_dim", 5)),
         dropout=float(data.get("dropout", 0.3)),

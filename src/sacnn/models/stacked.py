@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sacnn.models.layers import LAYER_MODULES
 from sacnn.models.network import Network
 from sacnn.models.readouts import READOUT_MODULES
 from sacnn.models.specs import ArchitectureSpec, LayerSpec
-from sacnn.models.stacked_ops import attention_sdpa, max_pool2x2
+from sacnn.models.stacked_ops import max_pool2x2
 
 CONV_IMPLS = ("grouped", "gemm")
 FIRST_LAYER_IMPLS = ("cudnn", "gemm")
@@ -89,7 +90,7 @@ class StackedNetwork:
         self.attention = attention
         self.profile_blocks = False
 
-    # -- helpers ----------------------------------------------------------------------
+    # -- the per-model operations the layers' stacked forwards use (sacnn.models.layers) --
     def _in_train_mode(self, module: str, training: bool) -> bool:
         if not training:
             return False
@@ -97,8 +98,10 @@ class StackedNetwork:
             return True
         return not any(module == f or module.startswith(f + ".") for f in self.frozen)
 
-    def _batch_norm(self, h: Tensor, s: Mapping[str, Tensor], name: str, training: bool
-                    ) -> Tensor:
+    def batch_norm(self, h: Tensor, s: Mapping[str, Tensor], name: str, training: bool
+                   ) -> Tensor:
+        """Batch norm ``name`` of every model; its running statistics updated while training
+        unless it is frozen in eval mode."""
         n_c = h.shape[1]
         train = self._in_train_mode(name, training)
         mean, var = s[f"{name}.running_mean"], s[f"{name}.running_var"]
@@ -110,7 +113,7 @@ class StackedNetwork:
                 s[f"{name}.num_batches_tracked"].add_(1)
         return out
 
-    def _conv(self, h: Tensor, w: Tensor, first: bool) -> Tensor:
+    def convolve(self, h: Tensor, w: Tensor, first: bool) -> Tensor:
         """Per-model valid convolution; h (B, N*Cin, H, W), w (N, Cout, Cin, k, k)."""
         n, c_out, c_in, k, _ = w.shape
         b, _, hh, ww = h.shape
@@ -154,6 +157,15 @@ class StackedNetwork:
         out = torch.matmul(patches.reshape(b * ho * wo, -1), weight)
         return out.reshape(b, ho, wo, -1).permute(0, 3, 1, 2)
 
+    def pool(self, h: Tensor) -> Tensor:
+        """2x2 max-pool of every model (:func:`max_pool2x2` with ``max_pool="uint8"``)."""
+        return max_pool2x2(h) if self.max_pool == "uint8" else F.max_pool2d(h, 2)
+
+    def dropout(self, h: Tensor, mask: Tensor | None, name: str, training: bool) -> Tensor:
+        """Block ``name``'s dropout: ``mask`` (N, B, C) applied unless the block is not in
+        training mode (evaluation, or frozen in eval mode)."""
+        return self._dropout(h, mask if self._in_train_mode(name, training) else None)
+
     @staticmethod
     def _dropout(h: Tensor, mask: Tensor | None) -> Tensor:
         if mask is None:
@@ -161,44 +173,6 @@ class StackedNetwork:
         b, nc = h.shape[:2]
         # masks come as (N, B, C) from sacnn.models.dropout; the layout here is (B, N*C).
         return h * mask.transpose(0, 1).reshape(b, nc, 1, 1)
-
-    def _conv_block(self, h: Tensor, s: Mapping[str, Tensor], name: str, pool: bool,
-                    first: bool, mask: Tensor | None, training: bool) -> Tensor:
-        dtype = h.dtype
-        h = self._conv(h, s[f"{name}.conv.weight"], first)
-        if pool:
-            h = max_pool2x2(h) if self.max_pool == "uint8" else F.max_pool2d(h, 2)
-        h = h.to(dtype)  # the gemm first layer pools in conv_dtype (max is exact in any dtype)
-        h = torch.sigmoid(self._batch_norm(h, s, f"{name}.bn", training))
-        return self._dropout(h, mask if self._in_train_mode(name, training) else None)
-
-    def _attention_block(self, h: Tensor, s: Mapping[str, Tensor], name: str, v_mapping: bool,
-                         mask: Tensor | None, training: bool) -> Tensor:
-        b, nc, hh, ww = h.shape
-        n = s[f"{name}.sa.residual_gain"].shape[0]
-        c = nc // n
-        x = h.reshape(b, n, c, hh * ww)
-
-        def project(key: str, inp: Tensor, bias: bool = True) -> Tensor:
-            w = s[f"{name}.sa.{key}.weight"]
-            out = torch.matmul(w.reshape(n, w.shape[1], w.shape[2]), inp)
-            if bias:
-                out = out + s[f"{name}.sa.{key}.bias"].reshape(1, n, -1, 1)
-            return out
-
-        q, k = project("query", x), project("key", x, bias=False)
-        v = project("value", x) if v_mapping else x
-        if self.attention == "sdpa":
-            out = attention_sdpa(q, k, v)
-        else:
-            attention = torch.softmax(torch.matmul(q.transpose(-1, -2), k), dim=-1)
-            out = torch.matmul(v, attention.transpose(-1, -2))
-        if v_mapping:
-            out = project("project", out)
-        gain = s[f"{name}.sa.residual_gain"].reshape(1, n, 1, 1)
-        h = (x + gain * out).reshape(b, nc, hh, ww)
-        h = torch.sigmoid(self._batch_norm(h, s, f"{name}.bn", training))
-        return self._dropout(h, mask if self._in_train_mode(name, training) else None)
 
     def _readout(self, h: Tensor, s: Mapping[str, Tensor]) -> Tensor:
         """(B, N) predictions of the spec's readout kind (its module's ``stacked``)."""
@@ -227,11 +201,8 @@ class StackedNetwork:
             mask = masks[site] if (site is not None and masks is not None and training) \
                 else None
             with self._label(f"{name} {layer.token}"):
-                if layer.kind == "sa":
-                    h = self._attention_block(h, s, name, layer.v_mapping, mask, training)
-                else:
-                    h = self._conv_block(h, s, name, pool=layer.kind == "alpha", first=h is x,
-                                         mask=mask, training=training)
+                h = LAYER_MODULES[layer.kind].stacked(self, h, s, name, layer, h is x, mask,
+                                                      training)
         with self._label("readout"):
             return self._readout(h, s).transpose(0, 1)
 

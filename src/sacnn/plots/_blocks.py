@@ -1,4 +1,5 @@
-"""Block colours and box labels shared by the architecture diagrams (Fig. 2 and Fig. 3)."""
+"""Block colours and box labels shared by the architecture diagrams (Fig. 2 and Fig. 3):
+a layer's from its kind (``sacnn.models.specs.LAYER_KINDS``), a readout's from its kind."""
 
 from __future__ import annotations
 
@@ -6,10 +7,15 @@ from typing import Any
 
 from matplotlib.patches import FancyArrowPatch
 
-from sacnn.models.specs import READOUT_KINDS
+from sacnn.models.specs import LAYER_KINDS, READOUT_KINDS
 
-COLOURS = {"input": "#eeeeee", "alpha": "#9ecae1", "beta": "#a1d99b", "sa": "#fdae6b",
-           "readout": "#bcbddc"}
+#: The input's and the readout's colours; a layer's is its kind's (``LAYER_KINDS``).
+COLOURS = {"input": "#eeeeee", "readout": "#bcbddc"}
+
+
+def colour(kind: str) -> str:
+    """The fill of a block of ``kind`` (a row's ``kind``: input, a layer kind, readout)."""
+    return COLOURS[kind] if kind in COLOURS else LAYER_KINDS[kind].colour
 
 
 def block_text(row: dict[str, Any], spec, compact: bool = False) -> str:
@@ -22,15 +28,10 @@ def block_text(row: dict[str, Any], spec, compact: bool = False) -> str:
     shape = f"→ {c}×{s}×{s}"
     if row["kind"] == "input":
         return f"input\n1×{s}×{s}"
-    conv = "" if compact else "conv "
-    if row["kind"] == "alpha":
-        return f"αCPB\n{conv}{row['kernel']}×{row['kernel']}, pool 2\n{shape}"
-    if row["kind"] == "beta":
-        return f"βCPB\n{conv}{row['kernel']}×{row['kernel']}\n{shape}"
-    if row["kind"] == "sa":
-        gamma = "True" if row["v_mapping"] else "False"
-        width = "" if compact else f", d={row['attention_dim']}"
-        return f"SA\nγ={gamma}{width}\n{shape}"
+    if row["kind"] in LAYER_KINDS:  # its title, its own label if any, its output
+        kind = LAYER_KINDS[row["kind"]]
+        label = "" if kind.label is None else kind.label(row, compact) + "\n"
+        return f"{kind.title}\n{label}{shape}"
     return _readout_text(row["readout"], row["inputs"], spec, compact)
 
 

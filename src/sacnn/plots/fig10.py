@@ -23,6 +23,7 @@ from matplotlib.patches import Rectangle
 
 from sacnn.analysis import centre_attention, feature_grid, load_networks
 from sacnn.data import open_dataset
+from sacnn.models.specs import LAYER_KINDS
 from sacnn.plots import _io, _style
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
@@ -53,7 +54,8 @@ def make(inputs: FigureInputs, params: FigureParams) -> Figure:
             if not net.spec.has_attention:
                 raise ValueError(f"{NAME}: model {m!r} ({net.spec.name}) has no self-attention")
             att = centre_attention(net, images)
-            n_before = next(j for j, layer in enumerate(net.spec.layers) if layer.kind == "sa")
+            n_before = next(j for j, layer in enumerate(net.spec.layers)
+                            if LAYER_KINDS[layer.kind].attention)
             offset, stride, _ = feature_grid(net.spec, n_before)
             side = att.shape[-1]
             lo, hi = offset - stride / 2, offset + stride * (side - 0.5)

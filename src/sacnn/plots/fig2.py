@@ -15,7 +15,7 @@ from matplotlib.patches import FancyBboxPatch
 from sacnn.analysis import architecture_layers
 from sacnn.models import spec_from_dict
 from sacnn.plots import _io, _style
-from sacnn.plots._blocks import COLOURS, block_text, chain_arrow, finish_chain
+from sacnn.plots._blocks import block_text, chain_arrow, colour, finish_chain
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
     from sacnn.handoffs import FigureInputs, FigureParams
@@ -31,7 +31,7 @@ def draw_chain(ax, spec, title: str) -> None:
     for i, row in enumerate(rows):
         x = i * (width + gap)
         ax.add_patch(FancyBboxPatch((x, 0.0), width, 1.0, boxstyle="round,pad=0.02",
-                                    fc=COLOURS[row["kind"]], ec="0.3", lw=0.7))
+                                    fc=colour(row["kind"]), ec="0.3", lw=0.7))
         ax.text(x + width / 2, 0.5, block_text(row, spec), ha="center", va="center",
                 fontsize=6)
         if i < n - 1:

@@ -17,7 +17,7 @@ from matplotlib.patches import Patch, Rectangle
 from sacnn.analysis import architecture_layers
 from sacnn.models import spec_from_dict
 from sacnn.plots import _io, _style
-from sacnn.plots._blocks import COLOURS, block_text, chain_arrow, finish_chain
+from sacnn.plots._blocks import COLOURS, block_text, chain_arrow, colour, finish_chain
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
     from sacnn.handoffs import FigureInputs, FigureParams
@@ -72,7 +72,7 @@ def draw_stage(ax, spec, stage: Mapping[str, Any] | None, title: str) -> None:
                      _covered(g, loaded) or _covered("readout", loaded), fontsize=5.5)
         else:
             frz = row["kind"] != "input" and _covered(group, freeze)
-            _box(ax, x, 0.0, w, 1.0, block_text(row, spec, compact=True), COLOURS[row["kind"]], frz,
+            _box(ax, x, 0.0, w, 1.0, block_text(row, spec, compact=True), colour(row["kind"]), frz,
                  row["kind"] != "input" and _covered(group, loaded))
         if i < len(rows) - 1:
             chain_arrow(ax, x, w, gap)
