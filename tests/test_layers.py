@@ -1,4 +1,4 @@
-"""The layer registry: each kind is its entry in sacnn.models.specs.LAYER_KINDS and its module
+"""The layer registry: each kind is its entry in sacnn.models.kinds.LAYER_KINDS and its module
 in sacnn.models.layers.LAYER_MODULES, and nothing else needs to know it. A kind registered
 here at run time (``delta(k=K)``: a KxK convolution with a bias, 2x2 average pooling, ReLU,
 no batch norm) parses, builds, trains stacked as the per-model network does in float64, is
@@ -17,8 +17,9 @@ from torch import Tensor, nn
 from sacnn.models import SpecError, build_network, parse_layer, spec_from_dict
 from sacnn.models.cost import activation_bytes, forward_macs, parameter_count
 from sacnn.models.dropout import dropout_masks
+from sacnn.models.kinds import LAYER_KINDS, LayerKind, LayerSpec
 from sacnn.models.layers import LAYER_MODULES, LayerModule, apply_dropout2d
-from sacnn.models.specs import LAYER_KINDS, NAMED_ARCHITECTURES, LayerKind, LayerSpec
+from sacnn.models.specs import NAMED_ARCHITECTURES
 from sacnn.models.stacked import StackedNetwork
 
 

@@ -1,4 +1,4 @@
-"""The readout registry: each kind is its entry in sacnn.models.specs.READOUT_KINDS and its
+"""The readout registry: each kind is its entry in sacnn.models.kinds.READOUT_KINDS and its
 module in sacnn.models.readouts.READOUT_MODULES, and nothing else needs to know it. A kind
 registered here at run time (a 3x3 centre readout) builds, trains stacked as the per-model
 network does in float64, is costed and drawn, with no other code changed."""
@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from sacnn.models import build_network, spec_from_dict
 from sacnn.models.cost import parameter_count
 from sacnn.models.dropout import dropout_masks
+from sacnn.models.kinds import READOUT_KINDS, ReadoutKind
 from sacnn.models.readouts import READOUT_MODULES, Linear, Readout
-from sacnn.models.specs import READOUT_KINDS, ReadoutKind
 from sacnn.models.stacked import StackedNetwork
 
 

@@ -26,7 +26,7 @@ from sacnn.metrics import (
     summarize,
 )
 from sacnn.models import ArchitectureSpec, DecomposedReadout, Network, SelfAttention
-from sacnn.models.specs import LAYER_KINDS, READOUT_KINDS
+from sacnn.models.kinds import LAYER_KINDS, READOUT_KINDS
 from sacnn.training.weights import load_networks  # the figures' way to the trained networks
 
 __all__ = [

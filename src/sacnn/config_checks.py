@@ -22,7 +22,8 @@ from sacnn import experiment
 from sacnn.data.options import IngestOptions, resolve_options
 from sacnn.data.raw import require_site_files
 from sacnn.data.validate import DataValidationError
-from sacnn.models.specs import SpecError, get_architecture
+from sacnn.models.kinds import SpecError
+from sacnn.models.specs import get_architecture
 from sacnn.paths import site_file_stem, site_raw_dir
 from sacnn.settings import SettingError, WorkflowConfigError
 from sacnn.simulate.config import SiteConfig

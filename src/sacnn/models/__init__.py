@@ -15,16 +15,16 @@ _EXPORTS = {
     "FeatureMap": "sacnn.models.specs",
     "FullReadout": "sacnn.models.readouts",
     "get_architecture": "sacnn.models.specs",
-    "LayerSpec": "sacnn.models.specs",
+    "LayerSpec": "sacnn.models.kinds",
     "NAMED_ARCHITECTURES": "sacnn.models.specs",
     "Network": "sacnn.models.network",
     "parameter_table": "sacnn.models.parameters",
-    "parse_layer": "sacnn.models.specs",
+    "parse_layer": "sacnn.models.kinds",
     "Readout": "sacnn.models.readouts",
     "released_code_extra": "sacnn.models.parameters",
     "SelfAttention": "sacnn.models.layers",
     "spec_from_dict": "sacnn.models.specs",
-    "SpecError": "sacnn.models.specs",
+    "SpecError": "sacnn.models.kinds",
 }
 
 lazy_package(__name__)

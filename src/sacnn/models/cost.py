@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sacnn.models.specs import LAYER_KINDS, READOUT_KINDS, ArchitectureSpec
+from sacnn.models.kinds import LAYER_KINDS, READOUT_KINDS
+from sacnn.models.specs import ArchitectureSpec
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The layers: one network module per kind of ``sacnn.models.specs.LAYER_KINDS``.
+"""The layers: one network module per kind of ``sacnn.models.kinds.LAYER_KINDS``.
 
 A layer kind is its entry in that registry (torch-free: token syntax, parameter group,
 geometry, cost, drawing) and its module here, registered in :data:`LAYER_MODULES` under the
@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sacnn.models.specs import ArchitectureSpec, LayerSpec
+from sacnn.models.kinds import LayerSpec
+from sacnn.models.specs import ArchitectureSpec
 from sacnn.models.stacked_ops import attention_sdpa
 
 if TYPE_CHECKING:

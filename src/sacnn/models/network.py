@@ -14,9 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from sacnn.models.dropout import dropout_masks
+from sacnn.models.kinds import LAYER_KINDS, SpecError
 from sacnn.models.layers import LAYER_MODULES
 from sacnn.models.readouts import READOUT_MODULES, Readout
-from sacnn.models.specs import LAYER_KINDS, ArchitectureSpec, SpecError
+from sacnn.models.specs import ArchitectureSpec
 
 
 class Network(nn.Module):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from sacnn.models.kinds import LAYER_KINDS
 from sacnn.models.network import Network
-from sacnn.models.specs import LAYER_KINDS, NAMED_ARCHITECTURES, ArchitectureSpec
+from sacnn.models.specs import NAMED_ARCHITECTURES, ArchitectureSpec
 
 
 def count_parameters(net: Network, trainable_only: bool = False) -> int:

@@ -1,4 +1,4 @@
-"""The readouts: one network module per kind of ``sacnn.models.specs.READOUT_KINDS``.
+"""The readouts: one network module per kind of ``sacnn.models.kinds.READOUT_KINDS``.
 
 A readout kind is its entry in that registry (torch-free: parts, geometry, cost) and its
 module here, registered in :data:`READOUT_MODULES` under the same name: the per-neuron
@@ -27,7 +27,7 @@ class Readout(nn.Module, metaclass=ABCMeta):
     constant, ``forward(x) == (x * weight_map()).sum((1, 2, 3)) + bias_term()``, so analysis
     (contributions, the centre/surround split of Fig. 7) asks the readout instead of
     switching on its class. Both are functions of the parameters (autograd intact).
-    ``kind`` names its entry in ``sacnn.models.specs.READOUT_KINDS``.
+    ``kind`` names its entry in ``sacnn.models.kinds.READOUT_KINDS``.
     """
 
     kind: ClassVar[str]

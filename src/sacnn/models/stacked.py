@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sacnn.models.kinds import LayerSpec
 from sacnn.models.layers import LAYER_MODULES
 from sacnn.models.network import Network
 from sacnn.models.readouts import READOUT_MODULES
-from sacnn.models.specs import ArchitectureSpec, LayerSpec
+from sacnn.models.specs import ArchitectureSpec
 from sacnn.models.stacked_ops import max_pool2x2
 
 CONV_IMPLS = ("grouped", "gemm")

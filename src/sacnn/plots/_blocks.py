@@ -1,5 +1,5 @@
 """Block colours and box labels shared by the architecture diagrams (Fig. 2 and Fig. 3):
-a layer's from its kind (``sacnn.models.specs.LAYER_KINDS``), a readout's from its kind."""
+a layer's from its kind (``sacnn.models.kinds.LAYER_KINDS``), a readout's from its kind."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from matplotlib.patches import FancyArrowPatch
 
-from sacnn.models.specs import LAYER_KINDS, READOUT_KINDS
+from sacnn.models.kinds import LAYER_KINDS, READOUT_KINDS
 
 #: The input's and the readout's colours; a layer's is its kind's (``LAYER_KINDS``).
 COLOURS = {"input": "#eeeeee", "readout": "#bcbddc"}

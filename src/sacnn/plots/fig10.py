@@ -23,7 +23,7 @@ from matplotlib.patches import Rectangle
 
 from sacnn.analysis import centre_attention, feature_grid, load_networks
 from sacnn.data import open_dataset
-from sacnn.models.specs import LAYER_KINDS
+from sacnn.models.kinds import LAYER_KINDS
 from sacnn.plots import _io, _style
 
 if TYPE_CHECKING:  # the hand-off's one definition, written by the workflow's plan
