@@ -478,3 +478,28 @@ def test_chunk_sizes_by_architecture_reach_the_jobs_and_chains_chunk_alike(confi
     with pytest.raises(plan.WorkflowConfigError, match=r"chunk_sizes: \['rf\+sa-CNN \(c=999\)'\] "
                                                        "is not the architecture of any model"):
         plan.WorkflowPlan(cfg, NOTEBOOKS)
+
+
+def test_no_sacnn_module_imports_one_that_imports_it_back():
+    """Layers a newcomer can read in order: no two modules of sacnn import each other, at the
+    top, inside a function or only for type annotations (a Protocol or ``Any`` says what a
+    module needs of one that imports it)."""
+    import ast
+
+    root = ROOT / "src"
+    files = {".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in root.rglob("*.py")}
+
+    def imported(name):
+        out = set()
+        for node in ast.walk(ast.parse(files[name].read_text())):
+            if isinstance(node, ast.Import):
+                out.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                out.add(node.module)
+                out.update(f"{node.module}.{a.name}" for a in node.names)
+        return {m for m in out if m in files and m != name}
+
+    graph = {name: imported(name) for name in files}
+    pairs = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if a in graph[b]})
+    assert len(graph) > 50 and pairs == []

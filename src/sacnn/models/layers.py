@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,6 @@ from torch import Tensor, nn
 from sacnn.models.kinds import LayerSpec
 from sacnn.models.specs import ArchitectureSpec
 from sacnn.models.stacked_ops import attention_sdpa
-
-if TYPE_CHECKING:
-    from sacnn.models.stacked import StackedNetwork
 
 
 def apply_dropout2d(x: Tensor, mask: Tensor | None, p: float, training: bool) -> Tensor:
@@ -116,17 +113,35 @@ class AttentionBlock(nn.Module):
 
 
 # -- the stacked forward of each kind (sacnn.models.stacked) --------------------------------
-#
+
+
+class StackedOps(Protocol):
+    """What a layer's stacked forward uses of the stacked network
+    (``sacnn.models.stacked.StackedNetwork``, which imports this module): the per-model
+    operations in the implementation it was asked for."""
+
+    attention: str
+
+    def convolve(self, h: Tensor, w: Tensor, first: bool) -> Tensor: ...
+
+    def pool(self, h: Tensor) -> Tensor: ...
+
+    def batch_norm(self, h: Tensor, s: Mapping[str, Tensor], name: str, training: bool
+                   ) -> Tensor: ...
+
+    def dropout(self, h: Tensor, mask: Tensor | None, name: str, training: bool) -> Tensor: ...
+
+
 # ``stacked(net, h, s, name, layer, first, mask, training)``: the block ``name`` (``alpha.0``)
 # of N models at once on ``h`` (B, N*C, H, W), ``s`` the stacked parameters and buffers by
 # name (batch-norm statistics updated in place while training), ``first`` whether ``h`` is
 # the image, ``mask`` its dropout site's (N, B, C) masks or None. ``net`` is the
-# StackedNetwork: its ``convolve``, ``pool``, ``batch_norm`` and ``dropout`` are the
-# per-model operations in the implementation it was asked for.
+# StackedNetwork (:class:`StackedOps`): its ``convolve``, ``pool``, ``batch_norm`` and
+# ``dropout`` are the per-model operations in the implementation it was asked for.
 
 
 def _conv_stacked(pool: bool) -> Callable[..., Tensor]:
-    def stacked(net: StackedNetwork, h: Tensor, s: Mapping[str, Tensor], name: str,
+    def stacked(net: StackedOps, h: Tensor, s: Mapping[str, Tensor], name: str,
                 layer: LayerSpec, first: bool, mask: Tensor | None, training: bool) -> Tensor:
         dtype = h.dtype
         h = net.convolve(h, s[f"{name}.conv.weight"], first)
@@ -138,7 +153,7 @@ def _conv_stacked(pool: bool) -> Callable[..., Tensor]:
     return stacked
 
 
-def _attention_stacked(net: StackedNetwork, h: Tensor, s: Mapping[str, Tensor], name: str,
+def _attention_stacked(net: StackedOps, h: Tensor, s: Mapping[str, Tensor], name: str,
                        layer: LayerSpec, first: bool, mask: Tensor | None, training: bool
                        ) -> Tensor:
     v_mapping = layer.v_mapping
@@ -175,7 +190,7 @@ class LayerModule:
     module (``p`` its dropout probability), ``stacked`` its forward for N stacked models."""
 
     build: Callable[[LayerSpec, ArchitectureSpec, int, float], nn.Module]
-    stacked: Callable[[StackedNetwork, Tensor, Mapping[str, Tensor], str, LayerSpec, bool,
+    stacked: Callable[[StackedOps, Tensor, Mapping[str, Tensor], str, LayerSpec, bool,
                        Tensor | None, bool], Tensor]
 
 
